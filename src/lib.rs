@@ -1,0 +1,45 @@
+//! hotline-b2bua: a SIP back-to-back user agent that connects callers from a call-centre
+//! switch to agents and anchors their media.
+//!
+//! # Module map
+//!
+//! Dependencies point downward; no module imports one listed above it.
+//!
+//! - [`server`]: starts the engine from a [`config::Config`], wires the layers together and
+//!   runs the graceful shutdown.
+//! - [`session`]: the B2BUA core. One task per call owns both legs, their dialogs and
+//!   transactions; the lock-free session table routes messages to it.
+//! - [`dialog`]: dialog state per leg (RFC 3261 §12): Call-ID, tags, CSeq, route set, remote
+//!   target.
+//! - [`transaction`]: the four RFC 3261 §17 transaction machines, free of I/O and of the clock.
+//! - [`transport`]: UDP and TCP sockets, framing, connection reuse, the §18 send rules.
+//! - [`sip`]: the only module that touches `rsip`: parsing with normalisation and framing,
+//!   URI and header parsers, typed ids, message building.
+//! - [`sdp`]: reads offers and answers and rewrites them to point at the relay.
+//! - [`media`]: the RTP/RTCP relay: port pool, latching, payload-type mapping, inactivity.
+//! - [`config`]: the TOML configuration, validated before any socket is bound.
+//! - [`metrics`]: counters of what was received, rejected and dropped.
+//!
+//! # How a call flows
+//!
+//! 1. [`transport`] receives bytes and [`sip`] frames and parses them into a message.
+//! 2. The dispatcher in [`session`] checks the source against the trusted switches, then looks
+//!    the Call-ID up in the session table; a new INVITE creates a call task.
+//! 3. The call task runs the A-leg server transaction, allocates relay ports from [`media`],
+//!    rewrites the SDP with [`sdp`] and sends the B-leg INVITE to the agent through a client
+//!    transaction.
+//! 4. Responses from the agent are relayed to the caller; the 2xx is ACKed per leg and both
+//!    [`dialog`]s are confirmed. Media flows through the relay.
+//! 5. A BYE on either leg, the media inactivity timer or shutdown ends both legs and removes
+//!    the call from the table.
+
+pub mod config;
+pub mod dialog;
+pub mod media;
+pub mod metrics;
+pub mod sdp;
+pub mod server;
+pub mod session;
+pub mod sip;
+pub mod transaction;
+pub mod transport;

@@ -1,0 +1,5 @@
+//! TODO
+pub mod framing;
+pub mod headers;
+pub mod normalize;
+pub mod uri;
