@@ -1,1 +1,95 @@
-//! TODO
+//! Starts the engine from a validated configuration, and stops it: on SIGINT or SIGTERM
+//! new calls get 503, active calls have the grace period to finish, and what remains is
+//! hung up before the process exits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::time::Instant;
+use tracing::info;
+
+use crate::config::Config;
+use crate::media::PortPool;
+use crate::session::{CallEvent, Context, Dispatcher, TrustList};
+use crate::sip::uri::Uri;
+use crate::transport::Transport;
+
+/// How long hung-up calls get to finish their BYE transactions before the process exits.
+const HANGUP_WAIT: Duration = Duration::from_secs(5);
+/// How often the drain checks whether calls are left.
+const DRAIN_POLL: Duration = Duration::from_millis(100);
+
+/// Runs the engine until SIGINT or SIGTERM, then drains and returns.
+///
+/// # Errors
+///
+/// Fails before serving anything when the configuration holds an invalid value that
+/// validation let through, or when a socket cannot be bound.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let mut interrupt = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
+
+    let ctx = start(config).await?;
+
+    tokio::select! {
+        _ = interrupt.recv() => info!("received SIGINT"),
+        _ = terminate.recv() => info!("received SIGTERM"),
+    }
+    drain(&ctx).await;
+    info!(counters = %ctx.metrics.summary(), "stopped");
+    Ok(())
+}
+
+/// Binds the sockets and starts serving. Returns the shared context.
+pub async fn start(config: Config) -> anyhow::Result<Arc<Context>> {
+    let trusted = TrustList::parse(&config.sip.trusted)?;
+    let agent: Uri = config
+        .agent
+        .target
+        .parse()
+        .with_context(|| format!("invalid agent target {:?}", config.agent.target))?;
+    let pool = PortPool::from_config(&config.media).context("failed to set up the relay ports")?;
+    let listen = config.sip.listen;
+    let udp_max = config.sip.udp_max_bytes;
+    let recv_buffer = config.sip.udp_recv_buffer;
+    let media = (config.media.address, config.media.port_min, config.media.port_max);
+
+    let ctx = Context::new(config, pool, trusted, agent);
+    let dispatcher = Dispatcher::new(Arc::clone(&ctx));
+    let transport = Transport::bind(listen, udp_max, recv_buffer, dispatcher).await?;
+    ctx.attach_transport(transport);
+    info!(
+        agent = %ctx.agent,
+        relay = %media.0,
+        ports = %format!("{}-{}", media.1, media.2),
+        "engine started"
+    );
+    Ok(ctx)
+}
+
+/// Refuses new calls, waits up to the grace period for active calls to end, then hangs up
+/// the rest and waits briefly for their BYE transactions.
+pub async fn drain(ctx: &Context) {
+    ctx.start_draining();
+    let grace = Duration::from_secs(ctx.config.shutdown.grace_period_secs);
+    info!(calls = ctx.table.senders().len(), grace_secs = grace.as_secs(), "draining");
+    wait_empty(ctx, Instant::now() + grace).await;
+
+    let remaining = ctx.table.senders();
+    if remaining.is_empty() {
+        return;
+    }
+    info!(calls = remaining.len(), "grace period over; hanging up");
+    for sender in remaining {
+        let _ = sender.send(CallEvent::Terminate).await;
+    }
+    wait_empty(ctx, Instant::now() + HANGUP_WAIT).await;
+}
+
+async fn wait_empty(ctx: &Context, deadline: Instant) {
+    while !ctx.table.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
+}

@@ -1,1 +1,136 @@
-//! TODO
+//! The B2BUA core: the dispatcher that checks and routes every message, the session table,
+//! and one task per call that owns both legs.
+//!
+//! The dispatcher runs on the transport's receive tasks. It parses, answers what needs no
+//! call (400, 403, 481, 483, OPTIONS), stamps the top Via with `received`/`rport`, and
+//! hands the rest to the call task found through the [`SessionTable`]. Call tasks own
+//! their dialogs, transactions and media; nothing about a call is shared but its route.
+
+mod anchor;
+mod call;
+mod dispatch;
+mod failure;
+mod outbound;
+mod table;
+mod transactions;
+mod trust;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use tracing::debug;
+
+pub use dispatch::Dispatcher;
+pub use failure::Failure;
+pub use table::{LegId, Route, SessionId, SessionTable};
+pub use trust::{TrustList, TrustListError};
+
+use crate::config::Config;
+use crate::media::PortPool;
+use crate::metrics::Metrics;
+use crate::sip::{Request, Response, uri::Uri};
+use crate::transaction::Timers;
+use crate::transport::{Protocol, Target, Transport};
+
+/// What a call task receives.
+#[derive(Debug)]
+pub enum CallEvent {
+    Request {
+        request: Request,
+        source: SocketAddr,
+        protocol: Protocol,
+    },
+    Response {
+        response: Response,
+        source: SocketAddr,
+    },
+    /// The grace period is over: end the call now.
+    Terminate,
+}
+
+/// State shared by the dispatcher and every call task.
+pub struct Context {
+    pub config: Config,
+    pub timers: Timers,
+    pub table: SessionTable,
+    pub metrics: Metrics,
+    pub media: Arc<PortPool>,
+    pub trusted: TrustList,
+    /// Where calls from the switch are sent.
+    pub agent: Uri,
+    transport: OnceLock<Arc<Transport>>,
+    draining: AtomicBool,
+}
+
+impl Context {
+    pub fn new(
+        config: Config,
+        media: Arc<PortPool>,
+        trusted: TrustList,
+        agent: Uri,
+    ) -> Arc<Context> {
+        let timers = Timers {
+            t1: config.timers.t1(),
+            t2: config.timers.t2(),
+            t4: config.timers.t4(),
+        };
+        Arc::new(Context {
+            config,
+            timers,
+            table: SessionTable::new(),
+            metrics: Metrics::default(),
+            media,
+            trusted,
+            agent,
+            transport: OnceLock::new(),
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    /// Attaches the bound transport. Called once, before any message can arrive that needs
+    /// an answer.
+    pub fn attach_transport(&self, transport: Arc<Transport>) {
+        let _ = self.transport.set(transport);
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        match self.transport.get() {
+            Some(transport) => transport.local_addr(),
+            None => self.config.sip.listen,
+        }
+    }
+
+    /// Starts draining: new calls get 503 from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Sends bytes, counting and logging a failure. Returns whether the send succeeded.
+    pub async fn send(&self, target: Target, data: Bytes) -> bool {
+        let Some(transport) = self.transport.get() else {
+            return false;
+        };
+        match transport.send(target, data).await {
+            Ok(()) => true,
+            Err(error) => {
+                self.metrics.send_errors.inc();
+                debug!(%error, "send failed");
+                false
+            }
+        }
+    }
+
+    /// The protocol a message of `len` bytes to `target` will really use.
+    pub fn protocol_for(&self, target: Target, len: usize) -> Protocol {
+        match self.transport.get() {
+            Some(transport) => transport.protocol_for(target, len),
+            None => target.protocol,
+        }
+    }
+}

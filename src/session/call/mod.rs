@@ -1,0 +1,509 @@
+//! One call: the task that owns the caller's leg (A), the agent's leg (B), their dialogs
+//! and transactions, and the media anchor, and relays between them.
+//!
+//! ```text
+//!  caller (A)                engine                    agent (B)
+//!  INVITE ─────────────────▶ 100 Trying
+//!                            INVITE ─────────────────▶
+//!  ◀─────────── 180 (relay)  ◀──────────────────── 180
+//!  ◀─────────── 200 (relay)  ◀──────────────────── 200
+//!                            ACK ────────────────────▶
+//!  ACK ────────────────────▶
+//!  BYE ────────────────────▶ 200, BYE ───────────────▶
+//! ```
+//!
+//! The task never blocks on the network: it sleeps until the earliest transaction timer,
+//! the ring timeout or a 2xx retransmission, and handles events in arrival order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+mod requests;
+mod responses;
+mod send;
+
+use super::anchor::Anchor;
+use super::outbound::{self, ALLOW};
+use super::transactions::{Purpose, Txn};
+use super::{CallEvent, Context, Failure, LegId, Route, SessionId};
+use crate::dialog::{Dialog, DialogState};
+use crate::sip::{Branch, CallId, Headers, Method, Request, Response, Tag};
+use crate::transport::{Protocol, Target};
+
+/// Events queued per call before the dispatcher starts dropping (retransmissions recover).
+pub const CALL_QUEUE: usize = 64;
+
+/// Where the call is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The INVITE went to the agent; no final response yet.
+    Proceeding,
+    /// The agent answered; the 2xx was relayed and the caller's ACK is awaited or received.
+    Confirmed,
+    /// The caller got a final error; waiting for its ACK to end the transaction.
+    Failed,
+    /// BYE sent on the legs still up; waiting for their responses.
+    Ending,
+    /// Nothing left but transactions absorbing retransmissions.
+    Done,
+}
+
+/// One leg's addressing and dialog.
+struct Leg {
+    id: LegId,
+    dialog: Dialog,
+    /// Where requests to this leg are sent.
+    target: Target,
+    /// Whether the leg still needs a BYE to end.
+    up: bool,
+}
+
+/// A 2xx the engine retransmits until the ACK arrives (RFC 3261 §13.3.1.4).
+struct Pending2xx {
+    leg: LegId,
+    seq: u32,
+    bytes: Bytes,
+    target: Target,
+    next: Instant,
+    interval: Duration,
+    give_up: Instant,
+}
+
+/// A re-INVITE relayed from one leg to the other, whose ACK crosses when it arrives.
+struct PendingAck {
+    /// The leg the original re-INVITE came from, whose ACK triggers ours.
+    from: LegId,
+    from_seq: u32,
+    /// The ACK to send on the other leg, missing only its body.
+    ack: Request,
+    target: Target,
+}
+
+pub(super) struct Call {
+    ctx: Arc<Context>,
+    session: SessionId,
+    phase: Phase,
+    a: Leg,
+    b: Leg,
+    /// The caller's INVITE, kept to answer it and its retransmissions.
+    a_invite: Request,
+    a_invite_branch: Branch,
+    /// The INVITE sent to the agent, kept to build CANCEL.
+    b_invite: Request,
+    b_invite_target: Target,
+    txns: Vec<Txn>,
+    anchor: Option<Anchor>,
+    ring_deadline: Option<Instant>,
+    /// The caller cancelled before the agent sent any response; CANCEL follows the first
+    /// provisional (RFC 3261 §9.1).
+    cancel_pending: bool,
+    b_provisional_seen: bool,
+    /// The agent's 2xx was handled; later copies are retransmissions.
+    b_answered: bool,
+    pending_2xx: Vec<Pending2xx>,
+    pending_acks: Vec<PendingAck>,
+    /// The last ACK sent per leg, with its CSeq, resent when the 2xx is retransmitted.
+    last_acks: Vec<(LegId, u32, Bytes, Target)>,
+    answered_at: Option<Instant>,
+    /// After the call ended, transactions linger to absorb retransmissions until then.
+    linger_until: Option<Instant>,
+    shutting_down: bool,
+}
+
+/// Starts a call task for a new INVITE and registers it in the session table. Returns
+/// `None` when the Call-ID was taken by a concurrent INVITE.
+pub(super) fn spawn(
+    ctx: Arc<Context>,
+    invite: Request,
+    source: SocketAddr,
+    protocol: Protocol,
+) -> Option<mpsc::Sender<CallEvent>> {
+    let a_call_id = invite.call_id().ok()?;
+    let session = ctx.table.next_id();
+    let (sender, receiver) = mpsc::channel(CALL_QUEUE);
+    let route = Route {
+        session,
+        leg: LegId::A,
+        sender: sender.clone(),
+    };
+    if !ctx.table.insert(a_call_id.clone(), route) {
+        return None;
+    }
+    ctx.metrics.calls_started.inc();
+
+    let span = info_span!("call", call.id = %a_call_id, session = %session, peer = %source);
+    tokio::spawn(
+        async move {
+            let event = CallEvent::Request {
+                request: invite,
+                source,
+                protocol,
+            };
+            run(ctx, session, event, receiver).await;
+        }
+        .instrument(span),
+    );
+    Some(sender)
+}
+
+async fn run(
+    ctx: Arc<Context>,
+    session: SessionId,
+    first: CallEvent,
+    mut receiver: mpsc::Receiver<CallEvent>,
+) {
+    let CallEvent::Request {
+        request,
+        source,
+        protocol,
+    } = first
+    else {
+        return;
+    };
+    let a_call_id = request.call_id().ok();
+    let Some(mut call) = Call::start(Arc::clone(&ctx), session, request, source, protocol).await
+    else {
+        if let Some(call_id) = a_call_id {
+            ctx.table.remove(&call_id, session);
+        }
+        ctx.metrics.calls_ended.inc();
+        return;
+    };
+
+    while !call.finished() {
+        let deadline = call.next_deadline();
+        tokio::select! {
+            event = receiver.recv() => match event {
+                Some(event) => call.on_event(event).await,
+                None => break,
+            },
+            () = sleep_until(deadline) => call.on_timers(Instant::now()).await,
+            () = wait_inactive(call.anchor.as_ref()) => call.on_media_timeout().await,
+        }
+    }
+    call.cleanup();
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn wait_inactive(anchor: Option<&Anchor>) {
+    match anchor {
+        Some(anchor) => anchor.inactive().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Call {
+    /// Handles the caller's INVITE: answers 100, sets up the media anchor and sends the
+    /// INVITE to the agent. Returns `None` when the call ended at once (the caller got a
+    /// final response already).
+    async fn start(
+        ctx: Arc<Context>,
+        session: SessionId,
+        invite: Request,
+        source: SocketAddr,
+        protocol: Protocol,
+    ) -> Option<Call> {
+        let a_invite_branch = invite.branch().ok()?;
+        let via = invite.top_via().ok()?;
+        let response_target = outbound::response_target(&via, source, protocol);
+        let a_dialog = Dialog::from_request(&invite, Tag::generate()).ok()?;
+        let a_target = match outbound::resolve(&a_dialog.remote_target).await {
+            Some(target) if protocol == Protocol::Udp => target,
+            _ => Target {
+                addr: source,
+                protocol,
+            },
+        };
+
+        let agent = ctx.agent.clone();
+        let b_target = outbound::resolve(&agent).await;
+        let b_call_id = CallId::generate(&outbound::host_port(ctx.local_addr()));
+        let b_dialog = Dialog::new_uac(
+            b_call_id.clone(),
+            caller_party(&invite, ctx.local_addr()),
+            format!("<{agent}>"),
+            agent.clone(),
+        );
+
+        let now = Instant::now();
+        let mut call = Call {
+            ctx: Arc::clone(&ctx),
+            session,
+            phase: Phase::Proceeding,
+            a: Leg {
+                id: LegId::A,
+                dialog: a_dialog,
+                target: a_target,
+                up: false,
+            },
+            b: Leg {
+                id: LegId::B,
+                dialog: b_dialog,
+                target: b_target.unwrap_or(Target {
+                    addr: ctx.local_addr(),
+                    protocol: Protocol::Udp,
+                }),
+                up: false,
+            },
+            a_invite: invite,
+            a_invite_branch: a_invite_branch.clone(),
+            b_invite: Request::new(Method::Invite, agent),
+            b_invite_target: response_target,
+            txns: Vec::new(),
+            anchor: None,
+            ring_deadline: None,
+            cancel_pending: false,
+            b_provisional_seen: false,
+            b_answered: false,
+            pending_2xx: Vec::new(),
+            pending_acks: Vec::new(),
+            last_acks: Vec::new(),
+            answered_at: None,
+            linger_until: None,
+            shutting_down: false,
+        };
+
+        // The caller's INVITE transaction answers 100 at once, so the switch stops
+        // retransmitting before the agent is even reached.
+        call.open_server_txn(LegId::A, &a_invite_branch, Method::Invite, response_target, now);
+        let trying = call.response_to_a(100, "");
+        call.respond(LegId::A, &a_invite_branch, trying).await;
+
+        debug!(agent = %call.b.dialog.remote_target, "call started");
+        if b_target.is_none() {
+            warn!(agent = %call.b.dialog.remote_target, "agent target does not resolve");
+            call.fail(Failure::Transport).await;
+            return Some(call);
+        }
+        if !call.ctx.trusted.contains(source.ip()) {
+            // The dispatcher already checks this; kept as a guard for future callers.
+            call.fail(Failure::Internal).await;
+            return Some(call);
+        }
+
+        let offer = if call.a_invite.has_sdp() {
+            match call.anchor_offer() {
+                Ok(body) => Some(body),
+                Err(failure) => {
+                    call.fail(failure).await;
+                    return Some(call);
+                }
+            }
+        } else {
+            None
+        };
+
+        call.send_b_invite(offer, b_call_id).await;
+        Some(call)
+    }
+
+    /// Creates the media anchor from the caller's offer and returns the offer for the agent.
+    fn anchor_offer(&mut self) -> Result<Bytes, Failure> {
+        let mut anchor = Anchor::new(&self.ctx, self.session).map_err(|error| {
+            warn!(%error, "failed to anchor media");
+            Failure::Internal
+        })?;
+        let body = anchor
+            .relay_sdp(LegId::A, self.a_invite.body())
+            .map_err(|error| {
+                warn!(%error, "failed to rewrite the caller's offer");
+                Failure::Internal
+            })?;
+        self.anchor = Some(anchor);
+        Ok(body)
+    }
+
+    async fn send_b_invite(&mut self, offer: Option<Bytes>, b_call_id: CallId) {
+        let route = Route {
+            session: self.session,
+            leg: LegId::B,
+            sender: match self.ctx.table.get(&self.a.dialog.call_id) {
+                Some(route) => route.sender,
+                None => return,
+            },
+        };
+        self.ctx.table.insert(b_call_id, route);
+
+        let mut invite = self.b.dialog.request(Method::Invite, None);
+        invite.set_header(
+            "Max-Forwards",
+            outbound::decremented_max_forwards(&self.a_invite).to_string(),
+        );
+        outbound::copy_end_to_end_headers(&self.a_invite, &mut invite);
+        invite.push_header("Allow", ALLOW);
+        invite.push_header("User-Agent", self.ctx.config.sip.user_agent.as_str());
+        if let Some(offer) = offer {
+            invite.set_body(offer, Some("application/sdp"));
+        }
+
+        let now = Instant::now();
+        let target = self.b.target;
+        let branch = self.send_request(LegId::B, &mut invite, target, Purpose::BInvite, now).await;
+        self.b_invite = invite;
+        self.b_invite_target = target;
+        let _ = branch;
+        self.ring_deadline = Some(now + Duration::from_secs(self.ctx.config.agent.ring_timeout_secs));
+    }
+
+    fn finished(&self) -> bool {
+        match self.phase {
+            Phase::Done => {
+                self.txns.is_empty()
+                    || self.shutting_down
+                    || self.linger_until.is_some_and(|until| Instant::now() >= until)
+            }
+            _ => false,
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let txn = self.txns.iter().filter_map(Txn::next_deadline).min();
+        let retransmit = self.pending_2xx.iter().map(|p| p.next.min(p.give_up)).min();
+        [txn, retransmit, self.ring_deadline, self.linger_until]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    async fn on_event(&mut self, event: CallEvent) {
+        match event {
+            CallEvent::Request {
+                request,
+                source,
+                protocol,
+            } => self.on_request(request, source, protocol).await,
+            CallEvent::Response { response, .. } => self.on_response(response).await,
+            CallEvent::Terminate => {
+                self.shutting_down = true;
+                self.hang_up(None).await;
+            }
+        }
+    }
+
+    /// The leg a message belongs to, by its Call-ID.
+    fn leg_of(&self, call_id: &CallId) -> Option<LegId> {
+        if *call_id == self.a.dialog.call_id {
+            Some(LegId::A)
+        } else if *call_id == self.b.dialog.call_id {
+            Some(LegId::B)
+        } else {
+            None
+        }
+    }
+
+    fn leg(&self, id: LegId) -> &Leg {
+        match id {
+            LegId::A => &self.a,
+            LegId::B => &self.b,
+        }
+    }
+
+    fn leg_mut(&mut self, id: LegId) -> &mut Leg {
+        match id {
+            LegId::A => &mut self.a,
+            LegId::B => &mut self.b,
+        }
+    }
+}
+
+/// The From party for the agent's leg: the caller's display name and user at the engine's
+/// address, so the agent sees who calls.
+fn caller_party(invite: &Request, local: SocketAddr) -> String {
+    let host = outbound::host_port(local);
+    match invite.from_header() {
+        Ok(from) => {
+            let user = from.uri.user.clone().unwrap_or_default();
+            let uri = if user.is_empty() {
+                format!("sip:{host}")
+            } else {
+                format!("sip:{user}@{host}")
+            };
+            match from.display_name {
+                Some(name) => format!("\"{}\" <{uri}>", name.replace('"', "")),
+                None => format!("<{uri}>"),
+            }
+        }
+        Err(_) => format!("<sip:{host}>"),
+    }
+}
+
+impl Call {
+    fn cleanup(&mut self) {
+        self.anchor = None;
+        self.ctx.table.remove(&self.a.dialog.call_id, self.session);
+        self.ctx.table.remove(&self.b.dialog.call_id, self.session);
+        debug!("call task finished");
+    }
+
+    /// Ends the call now: BYE on every confirmed leg, CANCEL or a final response on a leg
+    /// still being set up. `reason` goes into a Reason header (RFC 3326).
+    pub(super) async fn hang_up(&mut self, reason: Option<&str>) {
+        match self.phase {
+            Phase::Proceeding => {
+                self.cancel_b().await;
+                self.fail(Failure::ShuttingDown).await;
+            }
+            Phase::Confirmed => {
+                for leg in [LegId::A, LegId::B] {
+                    if self.leg(leg).up {
+                        self.send_bye(leg, reason).await;
+                    }
+                }
+                self.phase = Phase::Ending;
+                self.stop_media();
+                self.maybe_done();
+            }
+            Phase::Failed | Phase::Ending | Phase::Done => {}
+        }
+    }
+
+    fn stop_media(&mut self) {
+        if self.anchor.take().is_some() {
+            debug!("media released");
+        }
+    }
+
+    async fn on_media_timeout(&mut self) {
+        info!("ending call after media inactivity");
+        self.hang_up(Some("Q.850;cause=41;text=\"RTP inactivity timeout\""))
+            .await;
+        self.stop_media();
+    }
+
+    /// Moves to Done when no leg needs anything more, and starts the linger period.
+    fn maybe_done(&mut self) {
+        let busy = self
+            .txns
+            .iter()
+            .any(|txn| txn.purpose == Purpose::Bye && !txn.is_terminated());
+        if self.phase == Phase::Ending && !busy {
+            self.finish();
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.phase == Phase::Done {
+            return;
+        }
+        self.phase = Phase::Done;
+        self.stop_media();
+        self.ring_deadline = None;
+        self.pending_2xx.clear();
+        self.ctx.metrics.calls_ended.inc();
+        // Server transactions keep answering retransmissions for 64*T1 (RFC 3261 §17.2).
+        self.linger_until = Some(Instant::now() + self.ctx.timers.transaction_timeout());
+        debug!("call ended");
+    }
+}

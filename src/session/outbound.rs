@@ -1,0 +1,153 @@
+//! Addressing and header policy for what the engine sends: where a response goes, how a
+//! URI becomes a transport target, and which headers cross from one leg to the other.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::sip::uri::{Host, Uri, Via};
+use crate::sip::{Headers, Request};
+use crate::transport::{Protocol, Target};
+
+/// Default SIP port (RFC 3261 §19.1.2).
+const SIP_PORT: u16 = 5060;
+
+/// Headers that belong to one hop or one dialog and are never copied to the other leg.
+/// Everything else crosses unchanged, byte for byte.
+const LEG_LOCAL_HEADERS: &[&str] = &[
+    "Via",
+    "Route",
+    "Record-Route",
+    "Contact",
+    "Call-ID",
+    "CSeq",
+    "From",
+    "To",
+    "Max-Forwards",
+    "Content-Length",
+    "Content-Type",
+    "Content-Encoding",
+    "Supported",
+    "Require",
+    "Proxy-Require",
+    "Allow",
+    "Allow-Events",
+    "Session-Expires",
+    "Min-SE",
+    "Authorization",
+    "Proxy-Authorization",
+    "WWW-Authenticate",
+    "Proxy-Authenticate",
+    "User-Agent",
+    "Server",
+    "RSeq",
+    "RAck",
+    "Expires",
+    "Event",
+    "Subscription-State",
+    "Refer-To",
+    "Referred-By",
+    "Replaces",
+];
+
+/// Methods the engine accepts inside a dialog, for Allow headers.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, NOTIFY, REFER";
+
+/// Where a response to a request received from `source` goes (RFC 3261 §18.2.2 with
+/// RFC 3581): back on the connection for TCP; to the source address when the Via asked for
+/// `rport`; otherwise to the source IP at the Via's sent-by port.
+pub fn response_target(via: &Via, source: SocketAddr, protocol: Protocol) -> Target {
+    if protocol == Protocol::Tcp || via.rport().is_some() {
+        return Target {
+            addr: source,
+            protocol,
+        };
+    }
+    let port = via.port.unwrap_or(SIP_PORT);
+    Target {
+        addr: SocketAddr::new(source.ip(), port),
+        protocol,
+    }
+}
+
+/// Resolves a URI to a transport target: its host (an IP literal, or a name looked up
+/// through the system resolver), its port or 5060, and TCP when it says `transport=tcp`.
+///
+/// NOTE: names are resolved with A/AAAA only; RFC 3263 NAPTR and SRV lookups are not done,
+/// so a domain without an explicit port is tried on 5060.
+pub async fn resolve(uri: &Uri) -> Option<Target> {
+    let protocol = match uri.param("transport") {
+        Some(Some(value)) if value.eq_ignore_ascii_case("tcp") => Protocol::Tcp,
+        _ => Protocol::Udp,
+    };
+    let port = uri.port.unwrap_or(SIP_PORT);
+    let ip = match &uri.host {
+        Host::Ipv4(ip) => IpAddr::V4(*ip),
+        Host::Ipv6(ip) => IpAddr::V6(*ip),
+        Host::Domain(name) => {
+            let mut addrs = tokio::net::lookup_host((name.as_str(), port)).await.ok()?;
+            addrs.next()?.ip()
+        }
+    };
+    Some(Target {
+        addr: SocketAddr::new(ip, port),
+        protocol,
+    })
+}
+
+/// Copies every header of `from` that is not leg-local into `to`, as it arrived.
+pub fn copy_end_to_end_headers(from: &impl Headers, to: &mut impl Headers) {
+    let copied: Vec<(String, String)> = from
+        .header_pairs()
+        .filter(|(name, _)| {
+            !LEG_LOCAL_HEADERS
+                .iter()
+                .any(|local| local.eq_ignore_ascii_case(name))
+        })
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+    for (name, value) in copied {
+        to.push_header(&name, value);
+    }
+}
+
+/// The Via value for a request the engine sends.
+pub fn via_value(local: SocketAddr, protocol: Protocol, branch: &str) -> String {
+    format!(
+        "SIP/2.0/{} {};branch={branch};rport",
+        protocol.via_token(),
+        host_port(local)
+    )
+}
+
+/// The Contact value for the engine on a leg, with `transport=tcp` when the leg uses TCP.
+pub fn contact_value(local: SocketAddr, protocol: Protocol) -> String {
+    match protocol {
+        Protocol::Udp => format!("<sip:{}>", host_port(local)),
+        Protocol::Tcp => format!("<sip:{};transport=tcp>", host_port(local)),
+    }
+}
+
+/// `host:port` with brackets around an IPv6 host (RFC 3261 §25.1).
+pub fn host_port(addr: SocketAddr) -> String {
+    match addr.ip() {
+        IpAddr::V4(ip) => format!("{ip}:{}", addr.port()),
+        IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()),
+    }
+}
+
+/// Whether a request's top Via is one the engine wrote: its sent-by is the engine's address.
+pub fn is_own_via(via: &Via, local: SocketAddr) -> bool {
+    let host_matches = match &via.host {
+        Host::Ipv4(ip) => IpAddr::V4(*ip) == local.ip(),
+        Host::Ipv6(ip) => IpAddr::V6(*ip) == local.ip(),
+        Host::Domain(_) => false,
+    };
+    host_matches && via.port.unwrap_or(SIP_PORT) == local.port()
+}
+
+/// The Max-Forwards value for the request sent on the other leg.
+pub fn decremented_max_forwards(request: &Request) -> u32 {
+    match request.max_forwards() {
+        Ok(Some(value)) => value.saturating_sub(1).min(70),
+        _ => 69,
+    }
+}

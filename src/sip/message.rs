@@ -1,0 +1,553 @@
+//! The message model: requests and responses whose headers live in `rsip::Headers`, with
+//! start lines, framing, URIs and the headers the engine relies on parsed by this module's
+//! own code, and an encoder that writes headers back as they arrived.
+
+use std::fmt::Write as _;
+use std::str::FromStr;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use rsip::Header;
+
+use super::framing::{self, FrameError};
+use super::headers::CSeq;
+use super::ids::{Branch, CallId, Tag};
+use super::method::Method;
+use super::normalize::{self, NormalizeError};
+use super::uri::{NameAddr, Uri, Via};
+
+/// Why a message could not be read. The display text is short enough for a reason phrase.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+    #[error("{0}")]
+    Normalize(#[from] NormalizeError),
+    #[error("Bad start line")]
+    StartLine,
+    #[error("Unsupported SIP version")]
+    Version,
+    #[error("Bad Request-URI")]
+    RequestUri,
+    #[error("Bad header section")]
+    Headers,
+    #[error("Missing {0} header")]
+    Missing(&'static str),
+    #[error("Bad {0} header")]
+    Invalid(&'static str),
+}
+
+/// A fault in one header that the engine needs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("Missing {0} header")]
+    Missing(&'static str),
+    #[error("Bad {0} header")]
+    Invalid(&'static str),
+}
+
+/// A SIP request (RFC 3261 §7.1).
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    pub uri: Uri,
+    headers: rsip::Headers,
+    body: Bytes,
+}
+
+/// A SIP response (RFC 3261 §7.2).
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    headers: rsip::Headers,
+    body: Bytes,
+}
+
+/// Either kind of message.
+#[derive(Debug, Clone)]
+pub enum Message {
+    Request(Request),
+    Response(Response),
+}
+
+/// Frames, normalises and parses one message.
+///
+/// `datagram` selects UDP framing (a body longer than Content-Length is cut, a shorter one
+/// is an error); stream messages arrive already framed by the transport.
+pub fn parse(data: &[u8], datagram: bool) -> Result<Message, ParseError> {
+    let framed = if datagram {
+        match framing::frame_datagram(data)? {
+            framing::Datagram::Message(framed) => framed,
+            framing::Datagram::KeepAlive => return Err(ParseError::StartLine),
+        }
+    } else {
+        data
+    };
+    let normalized = normalize::normalize(framed)?;
+    parse_normalized(&normalized)
+}
+
+fn parse_normalized(data: &[u8]) -> Result<Message, ParseError> {
+    let head_end = find(data, b"\r\n\r\n").ok_or(ParseError::Headers)?;
+    let line_end = find(data, b"\r\n").ok_or(ParseError::StartLine)?;
+    let start = std::str::from_utf8(&data[..line_end]).map_err(|_| ParseError::StartLine)?;
+    let body = Bytes::copy_from_slice(&data[head_end + 4..]);
+    let headers = parse_headers(&data[line_end + 2..head_end + 4])?;
+
+    if let Some(rest) = start.strip_prefix("SIP/") {
+        let mut parts = rest.splitn(3, ' ');
+        if parts.next() != Some("2.0") {
+            return Err(ParseError::Version);
+        }
+        let status = parts
+            .next()
+            .and_then(|code| code.parse::<u16>().ok())
+            .filter(|code| (100..700).contains(code))
+            .ok_or(ParseError::StartLine)?;
+        let reason = parts.next().unwrap_or("").to_owned();
+        return Ok(Message::Response(Response {
+            status,
+            reason,
+            headers,
+            body,
+        }));
+    }
+
+    let mut parts = start.split(' ');
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ParseError::StartLine);
+    };
+    if version != "SIP/2.0" {
+        return Err(ParseError::Version);
+    }
+    let method = Method::from_str(method).map_err(|_| ParseError::StartLine)?;
+    let uri = Uri::from_str(uri).map_err(|_| ParseError::RequestUri)?;
+    Ok(Message::Request(Request {
+        method,
+        uri,
+        headers,
+        body,
+    }))
+}
+
+/// Splits the header section into rsip headers. rsip only tokenises whole messages, so it
+/// reads the section behind a fixed status line that this module then discards.
+fn parse_headers(section: &[u8]) -> Result<rsip::Headers, ParseError> {
+    const STATUS_LINE: &[u8] = b"SIP/2.0 200 OK\r\n";
+    let mut text = Vec::with_capacity(STATUS_LINE.len() + section.len());
+    text.extend_from_slice(STATUS_LINE);
+    text.extend_from_slice(section);
+    match rsip::Response::try_from(&text[..]) {
+        Ok(response) => Ok(response.headers),
+        Err(_) => Err(ParseError::Headers),
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+/// Read and write access to headers, shared by requests and responses.
+pub trait Headers {
+    fn header_list(&self) -> &rsip::Headers;
+    fn header_list_mut(&mut self) -> &mut rsip::Headers;
+    fn body(&self) -> &Bytes;
+    fn body_mut(&mut self) -> &mut Bytes;
+
+    /// The first value of the header `name` (full name, case-insensitive).
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers_named(name).next()
+    }
+
+    /// Every value of the header `name`, in message order.
+    fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.header_list().iter().filter_map(move |header| {
+            let (header_name, value) = name_value(header);
+            header_name.eq_ignore_ascii_case(name).then_some(value)
+        })
+    }
+
+    /// Every header as a name and value pair, in message order.
+    fn header_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.header_list().iter().map(name_value)
+    }
+
+    fn call_id(&self) -> Result<CallId, HeaderError> {
+        let value = self.header("Call-ID").ok_or(HeaderError::Missing("Call-ID"))?;
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(HeaderError::Invalid("Call-ID"));
+        }
+        Ok(CallId::new(value))
+    }
+
+    fn cseq(&self) -> Result<CSeq, HeaderError> {
+        let value = self.header("CSeq").ok_or(HeaderError::Missing("CSeq"))?;
+        value.parse().map_err(|_| HeaderError::Invalid("CSeq"))
+    }
+
+    fn from_header(&self) -> Result<NameAddr, HeaderError> {
+        let value = self.header("From").ok_or(HeaderError::Missing("From"))?;
+        value.parse().map_err(|_| HeaderError::Invalid("From"))
+    }
+
+    fn to_header(&self) -> Result<NameAddr, HeaderError> {
+        let value = self.header("To").ok_or(HeaderError::Missing("To"))?;
+        value.parse().map_err(|_| HeaderError::Invalid("To"))
+    }
+
+    fn from_tag(&self) -> Result<Option<Tag>, HeaderError> {
+        Ok(self.from_header()?.tag().map(Tag::new))
+    }
+
+    fn to_tag(&self) -> Result<Option<Tag>, HeaderError> {
+        Ok(self.to_header()?.tag().map(Tag::new))
+    }
+
+    /// Every Via entry, top first, with comma-separated values split.
+    fn vias(&self) -> Result<Vec<Via>, HeaderError> {
+        let mut vias = Vec::new();
+        for value in self.headers_named("Via") {
+            for item in super::uri::split_list(value) {
+                vias.push(item.parse().map_err(|_| HeaderError::Invalid("Via"))?);
+            }
+        }
+        if vias.is_empty() {
+            return Err(HeaderError::Missing("Via"));
+        }
+        Ok(vias)
+    }
+
+    fn top_via(&self) -> Result<Via, HeaderError> {
+        let value = self.header("Via").ok_or(HeaderError::Missing("Via"))?;
+        let first = super::uri::split_list(value)
+            .next()
+            .ok_or(HeaderError::Invalid("Via"))?;
+        first.parse().map_err(|_| HeaderError::Invalid("Via"))
+    }
+
+    fn branch(&self) -> Result<Branch, HeaderError> {
+        let via = self.top_via()?;
+        via.branch()
+            .map(Branch::new)
+            .ok_or(HeaderError::Invalid("Via"))
+    }
+
+    /// The first Contact, if any.
+    fn contact(&self) -> Result<Option<NameAddr>, HeaderError> {
+        let Some(value) = self.header("Contact") else {
+            return Ok(None);
+        };
+        let first = super::uri::split_list(value)
+            .next()
+            .ok_or(HeaderError::Invalid("Contact"))?;
+        first
+            .parse()
+            .map(Some)
+            .map_err(|_| HeaderError::Invalid("Contact"))
+    }
+
+    /// Every entry of the header `name` that holds a list of name-addrs (Route,
+    /// Record-Route), in message order.
+    fn name_addr_list(&self, name: &'static str) -> Result<Vec<NameAddr>, HeaderError> {
+        let mut entries = Vec::new();
+        for value in self.headers_named(name) {
+            for item in super::uri::split_list(value) {
+                entries.push(item.parse().map_err(|_| HeaderError::Invalid(name))?);
+            }
+        }
+        Ok(entries)
+    }
+
+    fn max_forwards(&self) -> Result<Option<u32>, HeaderError> {
+        match self.header("Max-Forwards") {
+            None => Ok(None),
+            Some(value) => value
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| HeaderError::Invalid("Max-Forwards")),
+        }
+    }
+
+    fn content_type(&self) -> Option<&str> {
+        self.header("Content-Type")
+    }
+
+    /// Whether the body is an SDP session description.
+    fn has_sdp(&self) -> bool {
+        !self.body().is_empty()
+            && self.content_type().is_some_and(|value| {
+                let media = value.split(';').next().unwrap_or("").trim();
+                media.eq_ignore_ascii_case("application/sdp")
+            })
+    }
+
+    /// Appends a header after the existing ones.
+    fn push_header(&mut self, name: &str, value: impl Into<String>) {
+        self.header_list_mut()
+            .push(Header::Other(name.to_owned(), value.into()));
+    }
+
+    /// Inserts a header before all others (used for Via).
+    fn prepend_header(&mut self, name: &str, value: impl Into<String>) {
+        let list = std::mem::take(self.header_list_mut());
+        let mut headers: Vec<Header> = list.into();
+        headers.insert(0, Header::Other(name.to_owned(), value.into()));
+        *self.header_list_mut() = headers.into();
+    }
+
+    /// Removes every header named `name`.
+    fn remove_header(&mut self, name: &str) {
+        self.header_list_mut()
+            .retain(|header| !name_value(header).0.eq_ignore_ascii_case(name));
+    }
+
+    /// Replaces every header named `name` with one value, keeping the position of the
+    /// first one.
+    fn set_header(&mut self, name: &str, value: impl Into<String>) {
+        let list = std::mem::take(self.header_list_mut());
+        let mut headers: Vec<Header> = list.into();
+        let position = headers
+            .iter()
+            .position(|header| name_value(header).0.eq_ignore_ascii_case(name));
+        headers.retain(|header| !name_value(header).0.eq_ignore_ascii_case(name));
+        let new = Header::Other(name.to_owned(), value.into());
+        match position {
+            Some(index) => headers.insert(index.min(headers.len()), new),
+            None => headers.push(new),
+        }
+        *self.header_list_mut() = headers.into();
+    }
+
+    /// Replaces the value of the first header named `name`, keeping every other one.
+    fn replace_first(&mut self, name: &str, value: impl Into<String>) {
+        let list = std::mem::take(self.header_list_mut());
+        let mut headers: Vec<Header> = list.into();
+        match headers
+            .iter()
+            .position(|header| name_value(header).0.eq_ignore_ascii_case(name))
+        {
+            Some(index) => headers[index] = Header::Other(name.to_owned(), value.into()),
+            None => headers.push(Header::Other(name.to_owned(), value.into())),
+        }
+        *self.header_list_mut() = headers.into();
+    }
+
+    /// Sets the body and its Content-Type; an empty body removes Content-Type.
+    fn set_body(&mut self, body: Bytes, content_type: Option<&str>) {
+        match content_type {
+            Some(value) if !body.is_empty() => self.set_header("Content-Type", value),
+            _ => self.remove_header("Content-Type"),
+        }
+        *self.body_mut() = body;
+    }
+}
+
+macro_rules! impl_headers {
+    ($type:ty) => {
+        impl Headers for $type {
+            fn header_list(&self) -> &rsip::Headers {
+                &self.headers
+            }
+            fn header_list_mut(&mut self) -> &mut rsip::Headers {
+                &mut self.headers
+            }
+            fn body(&self) -> &Bytes {
+                &self.body
+            }
+            fn body_mut(&mut self) -> &mut Bytes {
+                &mut self.body
+            }
+        }
+    };
+}
+
+impl_headers!(Request);
+impl_headers!(Response);
+
+impl Request {
+    /// A request with no headers and no body.
+    pub fn new(method: Method, uri: Uri) -> Self {
+        Request {
+            method,
+            uri,
+            headers: rsip::Headers::default(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// Writes the request line, the headers as stored, a fresh Content-Length and the body.
+    pub fn encode(&self) -> Bytes {
+        let mut start = String::with_capacity(64);
+        let _ = write!(start, "{} {} SIP/2.0\r\n", self.method, self.uri);
+        encode_message(&start, &self.headers, &self.body)
+    }
+}
+
+impl Response {
+    /// A response with no headers and no body. An empty `reason` takes the standard phrase.
+    pub fn new(status: u16, reason: &str) -> Self {
+        let reason = if reason.is_empty() {
+            super::status::reason_phrase(status).to_owned()
+        } else {
+            reason.to_owned()
+        };
+        Response {
+            status,
+            reason,
+            headers: rsip::Headers::default(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// Builds a response to `request` per RFC 3261 §8.2.6.2: Via, From, Call-ID and CSeq
+    /// copied, To copied with `to_tag` added when the request's To has none.
+    pub fn to_request(request: &Request, status: u16, reason: &str, to_tag: Option<&Tag>) -> Self {
+        let mut response = Response::new(status, reason);
+        for (name, value) in request.header_pairs() {
+            let copy = ["Via", "From", "Call-ID", "CSeq"]
+                .iter()
+                .any(|wanted| name.eq_ignore_ascii_case(wanted));
+            if copy {
+                response.push_header(canonical(name), value);
+            } else if name.eq_ignore_ascii_case("To") {
+                response.push_header("To", with_tag(value, to_tag));
+            }
+        }
+        response
+    }
+
+    pub fn is_provisional(&self) -> bool {
+        self.status < 200
+    }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    pub fn encode(&self) -> Bytes {
+        let mut start = String::with_capacity(48);
+        let _ = write!(start, "SIP/2.0 {} {}\r\n", self.status, self.reason);
+        encode_message(&start, &self.headers, &self.body)
+    }
+}
+
+impl Message {
+    pub fn call_id(&self) -> Result<CallId, HeaderError> {
+        match self {
+            Message::Request(request) => request.call_id(),
+            Message::Response(response) => response.call_id(),
+        }
+    }
+}
+
+/// Adds `;tag=` to a To value that has none; values with a tag are returned unchanged.
+fn with_tag(value: &str, tag: Option<&Tag>) -> String {
+    match tag {
+        Some(tag) if !has_tag_param(value) => format!("{value};tag={tag}"),
+        _ => value.to_owned(),
+    }
+}
+
+fn has_tag_param(value: &str) -> bool {
+    NameAddr::from_str(value).is_ok_and(|addr| addr.tag().is_some())
+}
+
+fn canonical(name: &str) -> &str {
+    match name.to_ascii_lowercase().as_str() {
+        "via" => "Via",
+        "from" => "From",
+        "call-id" => "Call-ID",
+        "cseq" => "CSeq",
+        "to" => "To",
+        _ => name,
+    }
+}
+
+fn encode_message(start: &str, headers: &rsip::Headers, body: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(start.len() + 512 + body.len());
+    out.put_slice(start.as_bytes());
+    let mut line = String::with_capacity(128);
+    for header in headers.iter() {
+        let (name, value) = name_value(header);
+        if name.eq_ignore_ascii_case("Content-Length") {
+            continue;
+        }
+        line.clear();
+        let _ = write!(line, "{name}: {value}\r\n");
+        out.put_slice(line.as_bytes());
+    }
+    line.clear();
+    let _ = write!(line, "Content-Length: {}\r\n\r\n", body.len());
+    out.put_slice(line.as_bytes());
+    out.put_slice(body);
+    out.freeze()
+}
+
+/// The name and the raw value of an rsip header.
+fn name_value(header: &Header) -> (&str, &str) {
+    use rsip::headers::UntypedHeader;
+
+    macro_rules! pairs {
+        ($($variant:ident => $name:literal),* $(,)?) => {
+            match header {
+                Header::Other(name, value) => (name.as_str(), value.as_str()),
+                $(Header::$variant(inner) => ($name, inner.value()),)*
+            }
+        };
+    }
+
+    pairs! {
+        Accept => "Accept",
+        AcceptEncoding => "Accept-Encoding",
+        AcceptLanguage => "Accept-Language",
+        AlertInfo => "Alert-Info",
+        Allow => "Allow",
+        AuthenticationInfo => "Authentication-Info",
+        Authorization => "Authorization",
+        CSeq => "CSeq",
+        CallId => "Call-ID",
+        CallInfo => "Call-Info",
+        Contact => "Contact",
+        ContentDisposition => "Content-Disposition",
+        ContentEncoding => "Content-Encoding",
+        ContentLanguage => "Content-Language",
+        ContentLength => "Content-Length",
+        ContentType => "Content-Type",
+        Date => "Date",
+        ErrorInfo => "Error-Info",
+        Event => "Event",
+        Expires => "Expires",
+        From => "From",
+        InReplyTo => "In-Reply-To",
+        MaxForwards => "Max-Forwards",
+        MimeVersion => "MIME-Version",
+        MinExpires => "Min-Expires",
+        Organization => "Organization",
+        Priority => "Priority",
+        ProxyAuthenticate => "Proxy-Authenticate",
+        ProxyAuthorization => "Proxy-Authorization",
+        ProxyRequire => "Proxy-Require",
+        RecordRoute => "Record-Route",
+        ReplyTo => "Reply-To",
+        Require => "Require",
+        RetryAfter => "Retry-After",
+        Route => "Route",
+        Server => "Server",
+        Subject => "Subject",
+        SubscriptionState => "Subscription-State",
+        Supported => "Supported",
+        Timestamp => "Timestamp",
+        To => "To",
+        Unsupported => "Unsupported",
+        UserAgent => "User-Agent",
+        Via => "Via",
+        Warning => "Warning",
+        WwwAuthenticate => "WWW-Authenticate",
+    }
+}
