@@ -197,7 +197,7 @@ impl Dialog {
             .map(|addr| addr.uri)
             .ok();
         match first_uri {
-            Some(uri) if uri.param("lr").is_none() => {
+            Some(uri) if !uri.params.contains("lr") => {
                 let mut routes: Vec<String> = self.route_set[1..].to_vec();
                 routes.push(format!("<{}>", self.remote_target));
                 (uri, routes)
@@ -221,6 +221,6 @@ fn without_tag(value: &str) -> String {
     let Ok(mut addr) = value.parse::<crate::sip::uri::NameAddr>() else {
         return value.to_owned();
     };
-    addr.remove_param("tag");
+    addr.params.remove("tag");
     addr.to_string()
 }

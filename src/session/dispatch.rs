@@ -193,7 +193,7 @@ fn check_mandatory(request: &Request) -> Result<(), String> {
     request.from_header().map_err(|error| error.to_string())?;
     request.to_header().map_err(|error| error.to_string())?;
     let cseq = request.cseq().map_err(|error| error.to_string())?;
-    if cseq.method != request.method {
+    if cseq.method != request.method.as_str() {
         return Err("CSeq Method Does Not Match".to_owned());
     }
     request.max_forwards().map_err(|error| error.to_string())?;
@@ -213,9 +213,9 @@ fn stamp_via(request: &mut Request, inbound: &Inbound) {
     let Ok(mut via) = top.parse::<sip::uri::Via>() else {
         return;
     };
-    via.set_param("received", Some(&inbound.source.ip().to_string()));
-    if via.rport().is_some() {
-        via.set_param("rport", Some(&inbound.source.port().to_string()));
+    via.set_received(inbound.source.ip());
+    if via.rport() != sip::uri::Rport::Absent {
+        via.set_rport(inbound.source.port());
     }
     let stamped = via.to_string();
     items[0] = &stamped;

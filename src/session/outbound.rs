@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::sip::uri::{Host, Uri, Via};
+use crate::sip::uri::{Host, Rport, Uri, Via};
 use crate::sip::{Headers, Request};
 use crate::transport::{Protocol, Target};
 
@@ -55,7 +55,7 @@ pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, NOTIFY
 /// RFC 3581): back on the connection for TCP; to the source address when the Via asked for
 /// `rport`; otherwise to the source IP at the Via's sent-by port.
 pub fn response_target(via: &Via, source: SocketAddr, protocol: Protocol) -> Target {
-    if protocol == Protocol::Tcp || via.rport().is_some() {
+    if protocol == Protocol::Tcp || via.rport() != Rport::Absent {
         return Target {
             addr: source,
             protocol,
@@ -74,12 +74,12 @@ pub fn response_target(via: &Via, source: SocketAddr, protocol: Protocol) -> Tar
 /// NOTE: names are resolved with A/AAAA only; RFC 3263 NAPTR and SRV lookups are not done,
 /// so a domain without an explicit port is tried on 5060.
 pub async fn resolve(uri: &Uri) -> Option<Target> {
-    let protocol = match uri.param("transport") {
-        Some(Some(value)) if value.eq_ignore_ascii_case("tcp") => Protocol::Tcp,
+    let protocol = match uri.params.value("transport") {
+        Some(value) if value.eq_ignore_ascii_case("tcp") => Protocol::Tcp,
         _ => Protocol::Udp,
     };
     let port = uri.port.unwrap_or(SIP_PORT);
-    let ip = match &uri.host {
+    let ip = match uri.host.as_ref()? {
         Host::Ipv4(ip) => IpAddr::V4(*ip),
         Host::Ipv6(ip) => IpAddr::V6(*ip),
         Host::Domain(name) => {

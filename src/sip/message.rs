@@ -160,7 +160,10 @@ pub trait Headers {
 
     /// The first value of the header `name` (full name, case-insensitive).
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers_named(name).next()
+        self.header_list().iter().find_map(|header| {
+            let (header_name, value) = name_value(header);
+            header_name.eq_ignore_ascii_case(name).then_some(value)
+        })
     }
 
     /// Every value of the header `name`, in message order.

@@ -21,9 +21,12 @@ impl Call {
         let (Ok(branch), Ok(cseq)) = (response.branch(), response.cseq()) else {
             return;
         };
-        let Some(index) = self.find_client(leg, &branch, &cseq.method) else {
+        let Ok(method) = cseq.method.parse::<Method>() else {
+            return;
+        };
+        let Some(index) = self.find_client(leg, &branch, &method) else {
             // A 2xx retransmitted after the INVITE transaction ended: the ACK was lost.
-            if cseq.method == Method::Invite && response.is_success() {
+            if method == Method::Invite && response.is_success() {
                 self.resend_ack(leg, cseq.seq).await;
             }
             return;

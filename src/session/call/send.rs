@@ -47,9 +47,12 @@ impl Call {
 
     /// Sends a response through the server transaction `branch` on `leg`.
     pub(super) async fn respond(&mut self, leg: LegId, branch: &Branch, mut response: Response) {
-        let method = match response.cseq() {
-            Ok(cseq) => cseq.method,
-            Err(_) => return,
+        let Some(method) = response
+            .cseq()
+            .ok()
+            .and_then(|cseq| cseq.method.parse::<Method>().ok())
+        else {
+            return;
         };
         let Some(index) = self.find_server(leg, branch, &method) else {
             debug!(status = response.status, "no server transaction for response");
