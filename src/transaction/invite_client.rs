@@ -18,16 +18,16 @@ use super::{Action, StatusClass, Timer, Timers, Transaction, TransactionError};
 ///           +---------------|   Calling   |------------------------------+
 ///           +-------------->|             |                              |
 ///                           +-------------+                              |
-///                     1xx: to TU |  |  |  2xx: to TU, start M            |
-///                                v  |  +------------------+              |
+///                     1xx: to TU |     |  2xx: to TU, start M            |
+///                                v     +------------------+              |
 ///               1xx: to TU +------------+   2xx: to TU,   |              |
 ///             +------------| Proceeding |-- start M --+   |              |
 ///             +----------->|            |             |   |              |
 ///                          +------------+             v   v              |
-///              300-699: to TU,  |    |           +----------+  2xx: to TU|
-///              BuildAck, start D|    |           | Accepted |---+        |
-///              (from Calling    |    |           |          |<--+        |
-///              too)             v    |           +----------+            |
+///   300-699, also in Calling:   |    |           +----------+  2xx: to TU|
+///   to TU, BuildAck, and start  |    |           | Accepted |---+        |
+///   D on unreliable transports  |    |           |          |<--+        |
+///                               v    |           +----------+            |
 ///   300-699: resend   +-----------+  | transport       | Timer M         |
 ///   ACK     +---------| Completed |  | error           |                 |
 ///           +-------->|           |  |                 |                 |
@@ -40,20 +40,20 @@ use super::{Action, StatusClass, Timer, Timers, Transaction, TransactionError};
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InviteClientState {
-    /// The INVITE is sent and retransmitted; no response yet.
+    /// The INVITE is sent and retransmitted, and no response has arrived.
     Calling,
-    /// A provisional response arrived; the TU waits for the final one.
+    /// A provisional response arrived, and the TU waits for the final one.
     Proceeding,
-    /// A 3xx-6xx response arrived; its retransmissions are answered with the ACK.
+    /// A 3xx-6xx response arrived, and each retransmission of it is acknowledged again.
     Completed,
-    /// A 2xx arrived; further 2xx responses go to the TU, which sends their ACK.
+    /// A 2xx arrived, and further 2xx responses go to the TU, which sends their ACK.
     Accepted,
     /// The transaction is over.
     Terminated,
 }
 
 impl InviteClientState {
-    /// The state name as RFC 3261 and RFC 6026 write it.
+    /// Returns the state name as RFC 3261 and RFC 6026 write it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Calling => "Calling",
@@ -107,7 +107,7 @@ impl InviteClient {
         (client, vec![Action::Transmit(request)])
     }
 
-    /// The current state.
+    /// Returns the current state.
     pub fn state(&self) -> InviteClientState {
         self.state
     }
@@ -140,7 +140,7 @@ impl InviteClient {
     }
 
     /// Stores and sends the ACK that the caller built after [`Action::BuildAck`]. Every
-    /// retransmission of the 3xx-6xx response is answered with the same bytes. On a
+    /// retransmission of the 3xx-6xx response gets the same bytes. On a
     /// reliable transport the transaction terminates once the ACK is sent, because timer
     /// D is zero. Outside the Completed state the ACK is dropped and nothing is returned.
     pub fn set_ack(&mut self, ack: Bytes) -> Vec<Action> {
@@ -177,8 +177,8 @@ impl InviteClient {
         actions
     }
 
-    /// Handles a failure to send the INVITE or the ACK: the TU is told and the transaction
-    /// terminates. In the Accepted state the transaction sends nothing, so the failure
+    /// Handles a failure to send the INVITE or the ACK: the TU is informed and the
+    /// transaction terminates. In the Accepted state the transaction sends nothing, so the failure
     /// belongs to the TU and is ignored here.
     pub fn on_transport_error(&mut self) -> Vec<Action> {
         use InviteClientState::{Calling, Completed, Proceeding};
@@ -235,7 +235,7 @@ impl InviteClient {
 
     fn retransmit_request(&mut self, now: Instant, actions: &mut Vec<Action>) {
         if let Some(timer_a) = &mut self.retransmit {
-            // §17.1.1.2: timer A doubles without a cap; timer B ends the doubling.
+            // §17.1.1.2: timer A doubles without a cap, and timer B ends the doubling.
             let interval = timer_a.interval.saturating_mul(2);
             timer_a.restart(now, interval);
             actions.push(Action::Transmit(self.request.clone()));
@@ -265,239 +265,5 @@ impl Transaction for InviteClient {
 
     fn is_terminated(&self) -> bool {
         self.is_terminated()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-    use crate::transaction::testing::{drive, ms, transmit_times};
-
-    fn invite() -> Bytes {
-        Bytes::from_static(b"INVITE sip:agent@10.0.0.2 SIP/2.0\r\n\r\n")
-    }
-
-    fn ack() -> Bytes {
-        Bytes::from_static(b"ACK sip:agent@10.0.0.2 SIP/2.0\r\n\r\n")
-    }
-
-    fn begin(reliable: bool) -> (InviteClient, Instant) {
-        let now = Instant::now();
-        let (client, actions) = InviteClient::new(invite(), reliable, &Timers::default(), now);
-        assert_eq!(actions, vec![Action::Transmit(invite())]);
-        assert_eq!(client.state(), InviteClientState::Calling);
-        (client, now)
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn timer_a_doubles_until_timer_b() {
-        let (mut client, start) = begin(false);
-        let log = drive(&mut client, start, Duration::from_secs(40)).await;
-
-        let expected: Vec<_> = [500, 1500, 3500, 7500, 15500, 31500]
-            .into_iter()
-            .map(ms)
-            .collect();
-        assert_eq!(transmit_times(&log), expected);
-        assert_eq!(
-            log[log.len() - 2..],
-            [
-                (ms(32_000), Action::TimedOut(Timer::B)),
-                (ms(32_000), Action::Terminated)
-            ]
-        );
-        assert!(client.is_terminated());
-        assert_eq!(client.next_deadline(), None);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn reliable_has_no_timer_a() {
-        let (mut client, start) = begin(true);
-        assert_eq!(client.next_deadline(), Some(start + ms(32_000)));
-
-        let log = drive(&mut client, start, Duration::from_secs(40)).await;
-        assert!(transmit_times(&log).is_empty());
-        assert_eq!(
-            log,
-            vec![
-                (ms(32_000), Action::TimedOut(Timer::B)),
-                (ms(32_000), Action::Terminated)
-            ]
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn custom_t1_scales_timers_a_and_b() {
-        let timers = Timers::new(ms(100), ms(4000), ms(5000)).unwrap();
-        let start = Instant::now();
-        let (mut client, _) = InviteClient::new(invite(), false, &timers, start);
-        let log = drive(&mut client, start, Duration::from_secs(10)).await;
-
-        let expected: Vec<_> = [100, 300, 700, 1500, 3100, 6300]
-            .into_iter()
-            .map(ms)
-            .collect();
-        assert_eq!(transmit_times(&log), expected);
-        assert_eq!(log.last(), Some(&(ms(6400), Action::Terminated)));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn provisional_stops_timers() {
-        let (mut client, start) = begin(false);
-        let actions = client.on_response(180, start + ms(100)).unwrap();
-
-        assert_eq!(actions, vec![Action::PassToTu]);
-        assert_eq!(client.state(), InviteClientState::Proceeding);
-        assert_eq!(client.next_deadline(), None);
-        assert_eq!(
-            client.on_response(183, start + ms(200)).unwrap(),
-            vec![Action::PassToTu]
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn failure_builds_ack_and_resends_it() {
-        let (mut client, start) = begin(false);
-        client.on_response(180, start).unwrap();
-
-        let actions = client.on_response(486, start + ms(1000)).unwrap();
-        assert_eq!(actions, vec![Action::PassToTu, Action::BuildAck]);
-        assert_eq!(client.state(), InviteClientState::Completed);
-        assert_eq!(client.set_ack(ack()), vec![Action::Transmit(ack())]);
-
-        let retransmission = client.on_response(486, start + ms(1500)).unwrap();
-        assert_eq!(retransmission, vec![Action::Transmit(ack())]);
-        assert_eq!(client.on_response(180, start + ms(1600)).unwrap(), vec![]);
-        assert_eq!(client.on_response(200, start + ms(1700)).unwrap(), vec![]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn failure_in_calling_stops_timer_a() {
-        let (mut client, start) = begin(false);
-        let actions = client.on_response(503, start + ms(200)).unwrap();
-
-        assert_eq!(actions, vec![Action::PassToTu, Action::BuildAck]);
-        assert_eq!(client.next_deadline(), Some(start + ms(200) + ms(32_000)));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn retransmission_before_ack_asks_again() {
-        let (mut client, start) = begin(false);
-        client.on_response(404, start).unwrap();
-
-        let actions = client.on_response(404, start + ms(500)).unwrap();
-        assert_eq!(actions, vec![Action::BuildAck]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn timer_d_terminates_completed() {
-        let (mut client, start) = begin(false);
-        client.on_response(486, start).unwrap();
-        client.set_ack(ack());
-
-        let log = drive(&mut client, start, Duration::from_secs(40)).await;
-        assert_eq!(log, vec![(ms(32_000), Action::Terminated)]);
-        assert!(client.is_terminated());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn reliable_terminates_after_ack() {
-        let (mut client, start) = begin(true);
-        let actions = client.on_response(486, start + ms(10)).unwrap();
-
-        assert_eq!(actions, vec![Action::PassToTu, Action::BuildAck]);
-        assert_eq!(client.next_deadline(), None);
-        assert_eq!(
-            client.set_ack(ack()),
-            vec![Action::Transmit(ack()), Action::Terminated]
-        );
-        assert!(client.is_terminated());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn accepted_passes_2xx_retransmissions() {
-        let (mut client, start) = begin(false);
-        client.on_response(180, start).unwrap();
-
-        let actions = client.on_response(200, start + ms(2000)).unwrap();
-        assert_eq!(actions, vec![Action::PassToTu]);
-        assert_eq!(client.state(), InviteClientState::Accepted);
-
-        for offset in [2500, 3500, 5500] {
-            let retransmission = client.on_response(200, start + ms(offset)).unwrap();
-            assert_eq!(retransmission, vec![Action::PassToTu], "2xx at {offset} ms");
-        }
-        assert_eq!(client.on_response(180, start + ms(6000)).unwrap(), vec![]);
-        assert_eq!(client.on_response(486, start + ms(6000)).unwrap(), vec![]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn timer_m_ends_accepted() {
-        let (mut client, start) = begin(true);
-        client.on_response(200, start + ms(1000)).unwrap();
-        assert_eq!(client.next_deadline(), Some(start + ms(33_000)));
-
-        let log = drive(&mut client, start, Duration::from_secs(40)).await;
-        assert_eq!(log, vec![(ms(33_000), Action::Terminated)]);
-        assert_eq!(client.on_response(200, start).unwrap(), vec![]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn transport_error_terminates() {
-        for state in ["Calling", "Proceeding", "Completed"] {
-            let (mut client, start) = begin(false);
-            match state {
-                "Proceeding" => drop(client.on_response(100, start)),
-                "Completed" => drop(client.on_response(500, start)),
-                _ => {}
-            }
-            assert_eq!(client.state().as_str(), state);
-            assert_eq!(
-                client.on_transport_error(),
-                vec![Action::TransportError, Action::Terminated],
-                "transport error in {state}"
-            );
-            assert!(client.is_terminated());
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn transport_error_ignored_when_accepted() {
-        let (mut client, start) = begin(false);
-        client.on_response(200, start).unwrap();
-
-        assert_eq!(client.on_transport_error(), vec![]);
-        assert_eq!(client.state(), InviteClientState::Accepted);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn set_ack_outside_completed_is_dropped() {
-        let (mut client, _) = begin(false);
-        assert_eq!(client.set_ack(ack()), vec![]);
-        assert_eq!(client.state(), InviteClientState::Calling);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn invalid_status_is_rejected() {
-        let (mut client, start) = begin(false);
-        for status in [0, 99, 700, u16::MAX] {
-            assert_eq!(
-                client.on_response(status, start),
-                Err(TransactionError::InvalidStatus { status })
-            );
-        }
-        assert_eq!(client.state(), InviteClientState::Calling);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn late_caller_gets_no_burst() {
-        let (mut client, start) = begin(false);
-        tokio::time::advance(ms(10_000)).await;
-
-        let actions = client.on_timeout(Instant::now());
-        assert_eq!(actions, vec![Action::Transmit(invite())]);
-        assert_eq!(client.next_deadline(), Some(start + ms(11_000)));
     }
 }

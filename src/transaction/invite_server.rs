@@ -45,16 +45,16 @@ pub enum InviteServerState {
     Proceeding,
     /// A 3xx-6xx response is sent and retransmitted until the ACK arrives.
     Completed,
-    /// The ACK for the 3xx-6xx arrived; its retransmissions are absorbed.
+    /// The ACK for the 3xx-6xx arrived, and its retransmissions are absorbed.
     Confirmed,
-    /// A 2xx is sent; the TU retransmits it until its own ACK arrives.
+    /// A 2xx is sent, and the TU retransmits it until its own ACK arrives.
     Accepted,
     /// The transaction is over.
     Terminated,
 }
 
 impl InviteServerState {
-    /// The state name as RFC 3261 and RFC 6026 write it.
+    /// Returns the state name as RFC 3261 and RFC 6026 write it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Proceeding => "Proceeding",
@@ -66,8 +66,8 @@ impl InviteServerState {
     }
 }
 
-/// An INVITE server transaction: sends the TU's responses, answers INVITE retransmissions
-/// with the last response, retransmits 3xx-6xx responses until the ACK, and asks for a
+/// An INVITE server transaction: sends the TU's responses, resends the last response for
+/// INVITE retransmissions, retransmits 3xx-6xx responses until the ACK, and asks for a
 /// 100 (Trying) when the TU is slow (RFC 3261 §17.2.1, RFC 6026).
 ///
 /// The caller passes the INVITE that created the transaction to the TU itself. The 2xx is
@@ -102,7 +102,7 @@ impl InviteServer {
         }
     }
 
-    /// The current state.
+    /// Returns the current state.
     pub fn state(&self) -> InviteServerState {
         self.state
     }
@@ -193,8 +193,8 @@ impl InviteServer {
         actions
     }
 
-    /// Handles a failure to send a response. The TU is told, and the transaction
-    /// terminates unless it is Accepted: there the TU owns the 2xx and decides.
+    /// Handles a failure to send a response. The TU is informed, and the transaction
+    /// terminates unless it is Accepted, because there the TU owns the 2xx and decides.
     pub fn on_transport_error(&mut self) -> Vec<Action> {
         let mut actions = Vec::new();
         match self.state {
@@ -283,253 +283,5 @@ impl Transaction for InviteServer {
 
     fn is_terminated(&self) -> bool {
         self.is_terminated()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-    use crate::transaction::testing::{drive, ms, transmit_times};
-
-    fn response(status: u16) -> Bytes {
-        Bytes::from(format!("SIP/2.0 {status} Reason\r\n\r\n"))
-    }
-
-    fn begin(reliable: bool) -> (InviteServer, Instant) {
-        let now = Instant::now();
-        let server = InviteServer::new(reliable, &Timers::default(), now);
-        assert_eq!(server.state(), InviteServerState::Proceeding);
-        (server, now)
-    }
-
-    fn send(server: &mut InviteServer, status: u16, now: Instant) -> Vec<Action> {
-        server.send_response(status, response(status), now).unwrap()
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn trying_requested_after_200ms() {
-        let (mut server, start) = begin(false);
-        assert_eq!(server.next_deadline(), Some(start + ms(200)));
-
-        let log = drive(&mut server, start, Duration::from_secs(1)).await;
-        assert_eq!(log, vec![(ms(200), Action::BuildTrying)]);
-        assert_eq!(server.next_deadline(), None);
-
-        let actions = send(&mut server, 100, Instant::now());
-        assert_eq!(actions, vec![Action::Transmit(response(100))]);
-        assert_eq!(server.on_request(), vec![Action::Transmit(response(100))]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn provisional_cancels_trying() {
-        let (mut server, start) = begin(false);
-        send(&mut server, 180, start + ms(150));
-
-        assert_eq!(server.next_deadline(), None);
-        let log = drive(&mut server, start, Duration::from_secs(1)).await;
-        assert!(log.is_empty());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn final_response_cancels_trying() {
-        for status in [200, 486] {
-            let (mut server, start) = begin(true);
-            send(&mut server, status, start + ms(50));
-
-            let log = drive(&mut server, start, ms(300)).await;
-            assert!(
-                !log.contains(&(ms(200), Action::BuildTrying)),
-                "status {status}"
-            );
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn retransmitted_invite_gets_last_provisional() {
-        let (mut server, start) = begin(false);
-        assert_eq!(server.on_request(), vec![]);
-
-        send(&mut server, 100, start);
-        send(&mut server, 180, start + ms(300));
-        assert_eq!(server.on_request(), vec![Action::Transmit(response(180))]);
-        assert_eq!(
-            send(&mut server, 183, start + ms(400)),
-            vec![Action::Transmit(response(183))]
-        );
-        assert_eq!(server.on_request(), vec![Action::Transmit(response(183))]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn timer_g_capped_at_t2_until_h() {
-        let (mut server, start) = begin(false);
-        let actions = send(&mut server, 486, start);
-        assert_eq!(actions, vec![Action::Transmit(response(486))]);
-        assert_eq!(server.state(), InviteServerState::Completed);
-
-        let log = drive(&mut server, start, Duration::from_secs(40)).await;
-        let expected: Vec<_> = [
-            500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500,
-        ]
-        .into_iter()
-        .map(ms)
-        .collect();
-        assert_eq!(transmit_times(&log), expected);
-        assert_eq!(
-            log[log.len() - 2..],
-            [
-                (ms(32_000), Action::TimedOut(Timer::H)),
-                (ms(32_000), Action::Terminated)
-            ]
-        );
-        assert!(server.is_terminated());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn custom_timers_scale_g_and_h() {
-        let timers = Timers::new(ms(250), ms(1000), ms(5000)).unwrap();
-        let start = Instant::now();
-        let mut server = InviteServer::new(false, &timers, start);
-        send(&mut server, 603, start);
-
-        let log = drive(&mut server, start, ms(20_000)).await;
-        let expected: Vec<_> = [250, 750, 1750, 2750].into_iter().map(ms).collect();
-        assert_eq!(transmit_times(&log)[..4], expected);
-        assert_eq!(transmit_times(&log).len(), 17);
-        assert_eq!(transmit_times(&log).last(), Some(&ms(15_750)));
-        assert_eq!(log.last(), Some(&(ms(16_000), Action::Terminated)));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn reliable_has_no_timer_g() {
-        let (mut server, start) = begin(true);
-        send(&mut server, 480, start);
-
-        let log = drive(&mut server, start, Duration::from_secs(40)).await;
-        assert_eq!(
-            log,
-            vec![
-                (ms(32_000), Action::TimedOut(Timer::H)),
-                (ms(32_000), Action::Terminated)
-            ]
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn retransmitted_invite_gets_final() {
-        let (mut server, start) = begin(false);
-        send(&mut server, 180, start);
-        send(&mut server, 486, start + ms(100));
-
-        assert_eq!(server.on_request(), vec![Action::Transmit(response(486))]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn ack_confirms_and_timer_i_terminates() {
-        let (mut server, start) = begin(false);
-        send(&mut server, 486, start);
-        drive(&mut server, start, ms(1500)).await;
-
-        assert_eq!(server.on_ack(start + ms(2000)), vec![]);
-        assert_eq!(server.state(), InviteServerState::Confirmed);
-        assert_eq!(server.next_deadline(), Some(start + ms(7000)));
-        assert_eq!(server.on_ack(start + ms(2500)), vec![]);
-        assert_eq!(server.on_request(), vec![]);
-
-        let log = drive(&mut server, start, Duration::from_secs(40)).await;
-        assert_eq!(log, vec![(ms(7000), Action::Terminated)]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn reliable_timer_i_is_zero() {
-        let (mut server, start) = begin(true);
-        send(&mut server, 486, start);
-
-        assert_eq!(server.on_ack(start + ms(100)), vec![Action::Terminated]);
-        assert!(server.is_terminated());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn accepted_absorbs_invite_and_passes_ack() {
-        let (mut server, start) = begin(false);
-        send(&mut server, 180, start);
-        assert_eq!(
-            send(&mut server, 200, start + ms(1000)),
-            vec![Action::Transmit(response(200))]
-        );
-        assert_eq!(server.state(), InviteServerState::Accepted);
-
-        assert_eq!(server.on_request(), vec![]);
-        assert_eq!(
-            send(&mut server, 200, start + ms(1500)),
-            vec![Action::Transmit(response(200))]
-        );
-        assert_eq!(server.on_ack(start + ms(1600)), vec![Action::PassToTu]);
-        assert_eq!(server.state(), InviteServerState::Accepted);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn timer_l_ends_accepted() {
-        let (mut server, start) = begin(false);
-        send(&mut server, 200, start + ms(1000));
-
-        let log = drive(&mut server, start, Duration::from_secs(40)).await;
-        assert_eq!(log, vec![(ms(33_000), Action::Terminated)]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn responses_after_final_are_discarded() {
-        let (mut server, start) = begin(false);
-        send(&mut server, 200, start);
-        for status in [180, 486] {
-            assert_eq!(
-                server.send_response(status, response(status), start),
-                Err(TransactionError::ResponseDiscarded {
-                    status,
-                    state: "Accepted"
-                })
-            );
-        }
-
-        let (mut server, start) = begin(false);
-        send(&mut server, 486, start);
-        assert_eq!(
-            server.send_response(200, response(200), start),
-            Err(TransactionError::ResponseDiscarded {
-                status: 200,
-                state: "Completed"
-            })
-        );
-        assert_eq!(
-            server.send_response(1000, response(200), start),
-            Err(TransactionError::InvalidStatus { status: 1000 })
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn transport_error_terminates() {
-        for final_status in [None, Some(500)] {
-            let (mut server, start) = begin(false);
-            if let Some(status) = final_status {
-                send(&mut server, status, start);
-            }
-            assert_eq!(
-                server.on_transport_error(),
-                vec![Action::TransportError, Action::Terminated],
-                "after {final_status:?}"
-            );
-            assert!(server.is_terminated());
-            assert_eq!(server.next_deadline(), None);
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn transport_error_keeps_accepted() {
-        let (mut server, start) = begin(false);
-        send(&mut server, 200, start);
-
-        assert_eq!(server.on_transport_error(), vec![Action::TransportError]);
-        assert_eq!(server.state(), InviteServerState::Accepted);
     }
 }

@@ -5,11 +5,11 @@ use std::fmt;
 
 use thiserror::Error;
 
-/// The prefix of every branch parameter built under RFC 3261 (§8.1.1.7). Its presence
-/// tells a server that the branch is unique and can identify the transaction.
+/// The prefix of every branch parameter built under RFC 3261 (§8.1.1.7). A server takes
+/// its presence to mean that the branch is unique and can identify the transaction.
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
-/// Which side of a transaction a key identifies. A client and a server transaction of this
+/// The side of a transaction that a key identifies. A client and a server transaction of this
 /// element never share a key, even if a peer reuses one of our branch values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -40,11 +40,12 @@ pub enum KeyError {
 ///
 /// A client key is the top Via branch and the method (§17.1.3): a response matches when its
 /// top Via branch and its CSeq method equal those of the request. A server key adds the
-/// sent-by value of the top Via (§17.2.3), because branches are only unique per sender.
+/// sent-by value of the top Via (§17.2.3), because two clients may pick the same branch by accident
+/// or on purpose.
 ///
 /// ACK takes the method INVITE, so an ACK for a 3xx-6xx response matches the INVITE
 /// transaction it acknowledges. CANCEL keeps its own method and is a transaction of its
-/// own; [`TransactionKey::cancelled_invite`] finds the INVITE it targets (§9.2).
+/// own, and [`TransactionKey::cancelled_invite`] finds the INVITE it targets (§9.2).
 ///
 /// Branch values compare byte for byte, because retransmissions, ACK and CANCEL copy the
 /// branch of the original request. Sent-by values compare without regard to ASCII case,
@@ -117,22 +118,22 @@ impl TransactionKey {
         })
     }
 
-    /// The side of the transaction.
+    /// Returns the side of the transaction.
     pub fn role(&self) -> Role {
         self.role
     }
 
-    /// The branch parameter, magic cookie included.
+    /// Returns the branch parameter, magic cookie included.
     pub fn branch(&self) -> &str {
         &self.branch
     }
 
-    /// The sent-by value in lowercase, empty in a client key.
+    /// Returns the sent-by value in lowercase, empty in a client key.
     pub fn sent_by(&self) -> &str {
         &self.sent_by
     }
 
-    /// The method, INVITE for an ACK.
+    /// Returns the method, INVITE for an ACK.
     pub fn method(&self) -> &str {
         &self.method
     }

@@ -38,7 +38,7 @@ pub use timers::{
     Timers, TimersError,
 };
 
-/// Work a machine asks its caller to carry out, in the order returned.
+/// Work a machine requests from its caller, in the order returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Sends these bytes to the peer: the request, a response, the ACK for a 3xx-6xx
@@ -47,10 +47,10 @@ pub enum Action {
     /// Passes the message just handed in up to the TU: a response on a client transaction,
     /// or an ACK that reached an INVITE server transaction in the Accepted state.
     PassToTu,
-    /// Asks the caller to build the ACK for the 3xx-6xx response just handed in (§17.1.1.3)
+    /// Requests that the caller build the ACK for the 3xx-6xx response just handed in (§17.1.1.3)
     /// and give it to [`InviteClient::set_ack`], which sends it.
     BuildAck,
-    /// Asks the caller to build a 100 (Trying) and send it through
+    /// Requests that the caller build a 100 (Trying) and send it through
     /// [`InviteServer::send_response`], because the TU sent no response within 200 ms
     /// (§17.2.1).
     BuildTrying,
@@ -70,7 +70,7 @@ pub enum TransactionError {
     #[error("invalid status code {status}: expected 100-699")]
     InvalidStatus { status: u16 },
     /// The TU passed a response that the machine discarded because of its state, e.g. a
-    /// second final response (§17.2.2 tells the machine to discard those).
+    /// second final response (§17.2.2 requires the machine to discard those).
     #[error("response {status} discarded: the transaction is in the {state} state")]
     ResponseDiscarded { status: u16, state: &'static str },
 }
@@ -91,7 +91,7 @@ pub trait Transaction {
     fn is_terminated(&self) -> bool;
 }
 
-/// The three classes of SIP response a machine tells apart.
+/// The three classes of SIP response that the machines distinguish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StatusClass {
     /// 100-199.
@@ -114,44 +114,4 @@ impl StatusClass {
 }
 
 #[cfg(test)]
-mod testing {
-    use std::time::Duration;
-
-    use tokio::time::Instant;
-
-    use super::{Action, Transaction};
-
-    /// Advances the paused clock from deadline to deadline, at most `limit` past `start`,
-    /// and returns every action with the time since `start` at which it was returned.
-    pub(crate) async fn drive(
-        txn: &mut impl Transaction,
-        start: Instant,
-        limit: Duration,
-    ) -> Vec<(Duration, Action)> {
-        let mut log = Vec::new();
-        while let Some(deadline) = txn.next_deadline() {
-            if deadline > start + limit {
-                break;
-            }
-            tokio::time::advance(deadline.saturating_duration_since(Instant::now())).await;
-
-            let now = Instant::now();
-            for action in txn.on_timeout(now) {
-                log.push((now - start, action));
-            }
-        }
-        log
-    }
-
-    /// Returns the offsets at which `log` transmitted something.
-    pub(crate) fn transmit_times(log: &[(Duration, Action)]) -> Vec<Duration> {
-        log.iter()
-            .filter(|(_, action)| matches!(action, Action::Transmit(_)))
-            .map(|(at, _)| *at)
-            .collect()
-    }
-
-    pub(crate) fn ms(millis: u64) -> Duration {
-        Duration::from_millis(millis)
-    }
-}
+mod tests;

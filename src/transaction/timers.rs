@@ -17,7 +17,7 @@ pub const DEFAULT_T2: Duration = Duration::from_secs(4);
 /// Default T4, the maximum time a message stays in the network (RFC 3261 §17.1.2.2).
 pub const DEFAULT_T4: Duration = Duration::from_secs(5);
 
-/// Time an INVITE server transaction waits for a response from the TU before it asks for a
+/// Time an INVITE server transaction waits for a response from the TU before it requests a
 /// 100 (Trying) (RFC 3261 §17.2.1).
 pub const TRYING_DELAY: Duration = Duration::from_millis(200);
 
@@ -55,7 +55,7 @@ pub enum Timer {
     L,
     /// Wait time for 2xx retransmissions after the first 2xx (RFC 6026).
     M,
-    /// Delay before the INVITE server transaction asks for a 100 (Trying).
+    /// Delay before the INVITE server transaction requests a 100 (Trying).
     Trying,
 }
 
