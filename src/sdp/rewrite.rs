@@ -1,0 +1,143 @@
+//! The rewrite of a body for the other leg: the relay takes the place of the endpoint.
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::{OriginState, SdpError, SessionDescription};
+
+/// Attributes of ICE (RFC 8839) that are dropped, because the relay answers plain RTP and
+/// does not run ICE.
+const ICE_ATTRIBUTES: &[&str] = &[
+    "candidate",
+    "remote-candidates",
+    "end-of-candidates",
+    "ice-ufrag",
+    "ice-pwd",
+    "ice-options",
+    "ice-lite",
+    "ice-mismatch",
+    "ice-pacing",
+];
+
+impl SessionDescription {
+    /// Rewrites the body for the other leg so that its media goes through the relay.
+    ///
+    /// `relays` has one address per `m=` line: the relay's local RTP address on the leg the
+    /// body is sent to. The RTCP port is the RTP port + 1 unless the section has
+    /// `a=rtcp-mux`.
+    ///
+    /// - `o=` becomes `origin`'s line, whose version is incremented if the rest of the body
+    ///   differs from the last one sent with it (RFC 3264 §8).
+    /// - Session-level `c=` gets the first relay address, and media-level `c=` the one of
+    ///   its section, with `IP4` or `IP6` to match.
+    /// - The `m=` port becomes the relay port, except that a disabled stream keeps port 0.
+    /// - `a=rtcp` (RFC 3605) gets the relay RTCP port and address.
+    /// - ICE attributes are dropped.
+    ///
+    /// Every other line is kept, in order. The result uses CRLF line endings.
+    ///
+    /// NOTE: `a=fingerprint`, `a=setup` and `a=crypto` pass through, but the relay drops
+    /// DTLS, so a DTLS-SRTP stream (`UDP/TLS/RTP/SAVPF`) gets no media through it.
+    ///
+    /// # Errors
+    ///
+    /// [`SdpError::RelayCountMismatch`] if `relays` does not have one entry per `m=` line.
+    pub fn rewrite(
+        &self,
+        relays: &[SocketAddr],
+        origin: &mut OriginState,
+    ) -> Result<String, SdpError> {
+        if relays.len() != self.media.len() {
+            return Err(SdpError::RelayCountMismatch {
+                media: self.media.len(),
+                relays: relays.len(),
+            });
+        }
+
+        let session_ip = relays.first().map_or(origin.address(), SocketAddr::ip);
+        let mut body = String::with_capacity(self.lines.iter().map(|l| l.len() + 2).sum());
+        let mut section: Option<usize> = None;
+        for (index, line) in self.lines.iter().enumerate() {
+            if line.starts_with("m=") {
+                section = Some(section.map_or(0, |s| s + 1));
+            }
+            if index == self.origin_index {
+                continue;
+            }
+            // `section` counts m= lines, which the parser turned into `self.media` one for
+            // one, and `relays` has that length: the index is in range.
+            let relay = match section {
+                Some(section) => relays[section],
+                None => SocketAddr::new(session_ip, 0),
+            };
+            if let Some(rewritten) = self.rewrite_line(line, section, relay) {
+                body.push_str(&rewritten);
+                body.push_str("\r\n");
+            }
+        }
+
+        origin.advance(&body);
+
+        // The o= line is always the second line, after v= (RFC 4566 §5).
+        let (version, rest) = body.split_once("\r\n").unwrap_or((&body, ""));
+        Ok(format!("{version}\r\n{}\r\n{rest}", origin.line()))
+    }
+
+    /// Returns the line to send in place of `line`, or `None` to drop it. `relay` is the
+    /// relay address of the line's section; at session level only its IP is used.
+    fn rewrite_line(
+        &self,
+        line: &str,
+        section: Option<usize>,
+        relay: SocketAddr,
+    ) -> Option<String> {
+        if line.starts_with("c=") {
+            return Some(format!("c={}", connection_field(relay.ip())));
+        }
+        let Some(section) = section else {
+            return Some(line.to_owned());
+        };
+        let media = &self.media[section];
+
+        if line.starts_with("m=") {
+            return Some(rewrite_media_port(line, media.port, relay.port()));
+        }
+        let Some(attribute) = line.strip_prefix("a=") else {
+            return Some(line.to_owned());
+        };
+        let (name, _) = attribute.split_once(':').unwrap_or((attribute, ""));
+        if ICE_ATTRIBUTES.contains(&name.trim_end()) {
+            return None;
+        }
+        if name == "rtcp" {
+            let port = if media.rtcp_mux {
+                relay.port()
+            } else {
+                relay.port().wrapping_add(1)
+            };
+            let has_address = media.rtcp.as_ref().is_some_and(|r| r.connection.is_some());
+            if has_address {
+                return Some(format!("a=rtcp:{port} {}", connection_field(relay.ip())));
+            }
+            return Some(format!("a=rtcp:{port}"));
+        }
+        Some(line.to_owned())
+    }
+}
+
+fn connection_field(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(ip) => format!("IN IP4 {ip}"),
+        IpAddr::V6(ip) => format!("IN IP6 {ip}"),
+    }
+}
+
+/// Replaces the port of an `m=` line. A disabled stream keeps port 0, and a `/<count>` is
+/// dropped because the relay gives each section one port pair.
+fn rewrite_media_port(line: &str, original_port: u16, relay_port: u16) -> String {
+    let port = if original_port == 0 { 0 } else { relay_port };
+    let mut fields = line[2..].splitn(3, ' ');
+    let kind = fields.next().unwrap_or_default();
+    let _original = fields.next();
+    let rest = fields.next().unwrap_or_default();
+    format!("m={kind} {port} {rest}")
+}
