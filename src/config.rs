@@ -1,14 +1,27 @@
 //! The engine's configuration file (`config/hotline.toml`): its schema, defaults and
 //! validation. Everything is checked before any socket is bound.
+//!
+//! [`Config::load`] parses the TOML itself (with toml's spanned document), so that it can
+//! report every problem at once, each as `file:line:column: message`: syntax errors,
+//! unknown sections and keys, values of the wrong type or out of range, and checks across
+//! values such as T1 <= T2.
 
+mod prefix;
+mod reader;
+mod uri;
+
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use prefix::{IpPrefix, PrefixError};
+use reader::{Reader, line_column};
+
 /// The whole configuration. Every section has defaults, so an empty file is valid.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub sip: SipConfig,
@@ -156,19 +169,6 @@ impl Default for LogConfig {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            sip: SipConfig::default(),
-            agent: AgentConfig::default(),
-            timers: TimerConfig::default(),
-            media: MediaConfig::default(),
-            shutdown: ShutdownConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
-}
-
 impl TimerConfig {
     pub fn t1(&self) -> Duration {
         Duration::from_millis(self.t1_ms)
@@ -182,10 +182,114 @@ impl TimerConfig {
 }
 
 impl Config {
-    /// Reads and validates a configuration file.
-    // TODO: replace with the validating loader that reports file:line:column.
-    pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)?;
-        Ok(toml::from_str(&text)?)
+    /// Reads `path` and returns the validated configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::Read`] when the file cannot be read, [`LoadError::Invalid`] with every
+    /// problem found (syntax, unknown keys, wrong types, semantic checks) otherwise.
+    pub fn load(path: &Path) -> Result<Config, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_bytes(&path.display().to_string(), &bytes)
+            .map_err(|problems| LoadError::Invalid { problems })
+    }
+
+    /// Parses and validates the text of a configuration file. `file` names it in the
+    /// returned problems.
+    ///
+    /// # Errors
+    ///
+    /// Every problem found, ordered by position in the text.
+    pub fn from_bytes(file: &str, bytes: &[u8]) -> Result<Config, Vec<Problem>> {
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(error) => {
+                let valid = String::from_utf8_lossy(&bytes[..error.valid_up_to()]);
+                let (line, column) = line_column(&valid, valid.len());
+                return Err(vec![Problem {
+                    file: file.to_owned(),
+                    line,
+                    column,
+                    message: "invalid UTF-8, the file must be UTF-8 text".to_owned(),
+                }]);
+            }
+        };
+
+        let mut reader = Reader::new(text);
+        let config = reader.read_document();
+        if let Some(config) = &config {
+            reader.validate(config);
+        }
+        let problems = reader.into_problems(file);
+        match config {
+            Some(config) if problems.is_empty() => Ok(config),
+            _ => Err(problems),
+        }
+    }
+}
+
+impl SipConfig {
+    /// The `trusted` entries as prefixes. Entries that do not parse are skipped, which only
+    /// happens for a configuration that [`Config::load`] did not validate.
+    pub fn trusted_prefixes(&self) -> Vec<IpPrefix> {
+        self.trusted
+            .iter()
+            .filter_map(|entry| entry.parse().ok())
+            .collect()
+    }
+}
+
+/// Reads `path` and returns every problem in it, for `hotline-b2bua check`. An empty list
+/// means the file is a valid configuration.
+///
+/// # Errors
+///
+/// [`LoadError::Read`] when the file cannot be read; this function never returns
+/// [`LoadError::Invalid`].
+pub fn check_file(path: &Path) -> Result<Vec<Problem>, LoadError> {
+    match Config::load(path) {
+        Ok(_) => Ok(Vec::new()),
+        Err(LoadError::Invalid { problems }) => Ok(problems),
+        Err(error) => Err(error),
+    }
+}
+
+/// Why a configuration file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("failed to read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", format_problems(problems))]
+    Invalid { problems: Vec<Problem> },
+}
+
+fn format_problems(problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems.iter().map(Problem::to_string).collect();
+    lines.join("\n")
+}
+
+/// One problem in a configuration file, displayed as `file:line:column: message`. Line and
+/// column start at 1; the column counts characters, not bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
     }
 }
