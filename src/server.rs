@@ -74,22 +74,22 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Context>> {
 pub async fn drain(ctx: &Context) {
     ctx.start_draining();
     let grace = Duration::from_secs(ctx.config.shutdown.grace_period_secs);
-    info!(calls = ctx.table.senders().len(), grace_secs = grace.as_secs(), "draining");
-    wait_empty(ctx, Instant::now() + grace).await;
-
-    let remaining = ctx.table.senders();
-    if remaining.is_empty() {
+    info!(calls = ctx.active_calls(), grace_secs = grace.as_secs(), "draining");
+    wait_idle(ctx, Instant::now() + grace).await;
+    if ctx.active_calls() == 0 {
         return;
     }
-    info!(calls = remaining.len(), "grace period over; hanging up");
+
+    let remaining = ctx.table.senders();
+    info!(calls = ctx.active_calls(), "grace period over; hanging up");
     for sender in remaining {
         let _ = sender.send(CallEvent::Terminate).await;
     }
-    wait_empty(ctx, Instant::now() + HANGUP_WAIT).await;
+    wait_idle(ctx, Instant::now() + HANGUP_WAIT).await;
 }
 
-async fn wait_empty(ctx: &Context, deadline: Instant) {
-    while !ctx.table.is_empty() && Instant::now() < deadline {
+async fn wait_idle(ctx: &Context, deadline: Instant) {
+    while ctx.active_calls() > 0 && Instant::now() < deadline {
         tokio::time::sleep(DRAIN_POLL).await;
     }
 }

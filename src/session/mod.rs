@@ -16,7 +16,7 @@ mod transactions;
 mod trust;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -62,6 +62,8 @@ pub struct Context {
     pub agent: Uri,
     transport: OnceLock<Arc<Transport>>,
     draining: AtomicBool,
+    /// Calls started and not yet ended; ended calls may linger in the table.
+    active_calls: AtomicUsize,
 }
 
 impl Context {
@@ -71,11 +73,8 @@ impl Context {
         trusted: TrustList,
         agent: Uri,
     ) -> Arc<Context> {
-        let timers = Timers {
-            t1: config.timers.t1(),
-            t2: config.timers.t2(),
-            t4: config.timers.t4(),
-        };
+        let timers = Timers::new(config.timers.t1(), config.timers.t2(), config.timers.t4())
+            .unwrap_or_default();
         Arc::new(Context {
             config,
             timers,
@@ -86,6 +85,7 @@ impl Context {
             agent,
             transport: OnceLock::new(),
             draining: AtomicBool::new(false),
+            active_calls: AtomicUsize::new(0),
         })
     }
 
@@ -105,6 +105,20 @@ impl Context {
     /// Starts draining: new calls get 503 from now on.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Calls that have started and not ended. Ended calls may still sit in the table while
+    /// their transactions absorb retransmissions.
+    pub fn active_calls(&self) -> usize {
+        self.active_calls.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn call_started(&self) {
+        self.active_calls.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn call_ended(&self) {
+        self.active_calls.fetch_sub(1, Ordering::SeqCst);
     }
 
     pub fn is_draining(&self) -> bool {

@@ -8,7 +8,7 @@ use super::LegId;
 use crate::sip::{Branch, Method, Request};
 use crate::transaction::{
     Action, InviteClient, InviteServer, NonInviteClient, NonInviteServer, Timers,
-    Transaction as _, TransactionError,
+    TransactionError,
 };
 use crate::transport::Target;
 
@@ -55,6 +55,8 @@ pub struct Txn {
     pub relay: Option<RelayLink>,
     /// The request a client transaction sent, to build its ACK or CANCEL.
     pub request: Option<Request>,
+    /// A final response arrived (client) or was sent (server).
+    pub final_seen: bool,
 }
 
 impl Txn {
@@ -88,6 +90,7 @@ impl Txn {
             machine,
             relay: None,
             request: Some(request),
+            final_seen: false,
         };
         (txn, actions)
     }
@@ -106,7 +109,7 @@ impl Txn {
         let machine = if method == Method::Invite {
             Machine::InviteServer(InviteServer::new(reliable, timers, now))
         } else {
-            Machine::NonInviteServer(NonInviteServer::new(reliable, timers, now))
+            Machine::NonInviteServer(NonInviteServer::new(reliable, timers))
         };
         Txn {
             leg,
@@ -117,6 +120,7 @@ impl Txn {
             machine,
             relay: None,
             request: None,
+            final_seen: false,
         }
     }
 
@@ -165,6 +169,7 @@ impl Txn {
 
     /// Feeds a response to a client transaction.
     pub fn on_response(&mut self, status: u16, now: Instant) -> Result<Vec<Action>, TransactionError> {
+        self.final_seen |= status >= 200;
         match &mut self.machine {
             Machine::InviteClient(machine) => machine.on_response(status, now),
             Machine::NonInviteClient(machine) => machine.on_response(status, now),
@@ -195,10 +200,10 @@ impl Txn {
     }
 
     /// Feeds a retransmission of the request to a server transaction.
-    pub fn on_retransmission(&mut self, now: Instant) -> Vec<Action> {
+    pub fn on_retransmission(&mut self) -> Vec<Action> {
         match &mut self.machine {
-            Machine::InviteServer(machine) => machine.on_request(now),
-            Machine::NonInviteServer(machine) => machine.on_request(now),
+            Machine::InviteServer(machine) => machine.on_request(),
+            Machine::NonInviteServer(machine) => machine.on_request(),
             _ => Vec::new(),
         }
     }

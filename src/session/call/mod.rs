@@ -32,8 +32,8 @@ use super::anchor::Anchor;
 use super::outbound::{self, ALLOW};
 use super::transactions::{Purpose, Txn};
 use super::{CallEvent, Context, Failure, LegId, Route, SessionId};
-use crate::dialog::{Dialog, DialogState};
-use crate::sip::{Branch, CallId, Headers, Method, Request, Response, Tag};
+use crate::dialog::Dialog;
+use crate::sip::{Branch, CallId, Headers, Method, Request, Tag};
 use crate::transport::{Protocol, Target};
 
 /// Events queued per call before the dispatcher starts dropping (retransmissions recover).
@@ -56,7 +56,6 @@ enum Phase {
 
 /// One leg's addressing and dialog.
 struct Leg {
-    id: LegId,
     dialog: Dialog,
     /// Where requests to this leg are sent.
     target: Target,
@@ -136,6 +135,7 @@ pub(super) fn spawn(
         return None;
     }
     ctx.metrics.calls_started.inc();
+    ctx.call_started();
 
     let span = info_span!("call", call.id = %a_call_id, session = %session, peer = %source);
     tokio::spawn(
@@ -173,6 +173,7 @@ async fn run(
             ctx.table.remove(&call_id, session);
         }
         ctx.metrics.calls_ended.inc();
+        ctx.call_ended();
         return;
     };
 
@@ -243,13 +244,11 @@ impl Call {
             session,
             phase: Phase::Proceeding,
             a: Leg {
-                id: LegId::A,
                 dialog: a_dialog,
                 target: a_target,
                 up: false,
             },
             b: Leg {
-                id: LegId::B,
                 dialog: b_dialog,
                 target: b_target.unwrap_or(Target {
                     addr: ctx.local_addr(),
@@ -487,7 +486,7 @@ impl Call {
         let busy = self
             .txns
             .iter()
-            .any(|txn| txn.purpose == Purpose::Bye && !txn.is_terminated());
+            .any(|txn| txn.purpose == Purpose::Bye && !txn.final_seen && !txn.is_terminated());
         if self.phase == Phase::Ending && !busy {
             self.finish();
         }
@@ -502,6 +501,7 @@ impl Call {
         self.ring_deadline = None;
         self.pending_2xx.clear();
         self.ctx.metrics.calls_ended.inc();
+        self.ctx.call_ended();
         // Server transactions keep answering retransmissions for 64*T1 (RFC 3261 §17.2).
         self.linger_until = Some(Instant::now() + self.ctx.timers.transaction_timeout());
         debug!("call ended");

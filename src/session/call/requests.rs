@@ -31,7 +31,7 @@ impl Call {
         }
 
         if let Some(index) = self.find_server(leg, &branch, &request.method) {
-            let actions = self.txns[index].on_retransmission(now);
+            let actions = self.txns[index].on_retransmission();
             self.run_actions(index, actions, None).await;
             return;
         }

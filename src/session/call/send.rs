@@ -5,7 +5,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use super::{Call, Leg, Pending2xx, Phase};
+use super::{Call, Pending2xx, Phase};
 use crate::session::outbound::{self, ALLOW};
 use crate::session::transactions::{Purpose, RelayLink, Txn};
 use crate::session::{Failure, LegId};
@@ -394,9 +394,5 @@ impl Call {
             interval: t1,
             give_up: now + self.ctx.timers.transaction_timeout(),
         });
-    }
-
-    pub(super) fn leg_target(leg: &Leg) -> Target {
-        leg.target
     }
 }
