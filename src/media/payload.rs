@@ -11,6 +11,9 @@ use super::Side;
 ///
 /// Numbers not in the map pass unchanged. Build it from the pairs the SDP module computes
 /// (`sdp::map_payload_types`).
+///
+/// NOTE: SRTP (RFC 3711) authenticates the RTP header, so a map that changes numbers breaks
+/// `RTP/SAVP` streams. Use the identity map for them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadMap {
     /// Side A number to side B number, indexed by the 7-bit payload type.
