@@ -12,7 +12,7 @@ use super::*;
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-/// A pool of `pairs` port pairs starting at `first`. Each test uses its own range below
+/// Creates a pool of `pairs` port pairs starting at `first`. Each test uses its own range below
 /// the ephemeral ports so tests running in parallel do not compete for pairs.
 fn pool(first: u16, pairs: u16) -> Arc<PortPool> {
     PortPool::new(LOOPBACK, first, first + 2 * pairs - 1).unwrap()
@@ -42,7 +42,7 @@ fn rtp(payload_type: u8, sequence: u16, marker: bool, payload: &[u8]) -> Vec<u8>
         .unwrap()
 }
 
-/// An RTCP receiver report with no report blocks (RFC 3550 §6.4.2).
+/// Builds an RTCP receiver report with no report blocks (RFC 3550 §6.4.2).
 fn rtcp_receiver_report() -> Vec<u8> {
     vec![0x80, 201, 0, 1, 0xde, 0xad, 0xbe, 0xef]
 }
@@ -232,7 +232,7 @@ async fn relay_rewrites_only_payload_type() {
 
 #[tokio::test]
 async fn relay_passes_telephone_event_to_observer() {
-    let call = call(11100).await;
+    let mut call = call(11100).await;
     let map = PayloadMap::from_pairs(&[(101, 101)]).with_telephone_event(Side::A, 101);
     call.session.set_payload_map(0, map).unwrap();
     let (observer, mut events) = mpsc::channel(8);
@@ -548,7 +548,7 @@ async fn pool_exhausts_and_releases() {
 #[tokio::test]
 async fn pool_skips_ports_in_use() {
     let pool = pool(11420, 3);
-    // Another process holds the RTCP port of the first pair.
+    // Another socket is bound to the RTCP port of the first pair.
     let _other = std::net::UdpSocket::bind((LOOPBACK, 11421)).unwrap();
 
     let pair = pool.allocate().unwrap();
@@ -663,4 +663,30 @@ fn payload_map_telephone_event_per_side() {
     assert!(!map.is_telephone_event(Side::A, 96));
     assert!(map.is_telephone_event(Side::B, 96));
     assert!(!map.is_telephone_event(Side::B, 200));
+}
+
+#[tokio::test]
+async fn observer_reaches_added_stream() {
+    let mut session = MediaSession::new(&pool(11520, 4), None, 1).unwrap();
+    let (observer, mut events) = mpsc::channel(8);
+    session.set_event_observer(Side::B, Some(observer));
+    let stream = session.add_stream().unwrap();
+    assert_eq!(stream, 1);
+    assert_eq!(session.stream_count(), 2);
+
+    let map = PayloadMap::identity().with_telephone_event(Side::B, 96);
+    session.set_payload_map(stream, map).unwrap();
+    let agent = endpoint().await;
+    let relay_b = session.local_addr(Side::B, stream).unwrap();
+    agent
+        .send_to(&rtp(96, 1, true, &[1, 0x80, 0, 160]), relay_b)
+        .await
+        .unwrap();
+
+    let seen = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.stream, 1);
+    assert_eq!(seen.side, Side::B);
 }

@@ -8,8 +8,8 @@
 //! `c=`, the `m=` port, `a=rtcp`, ICE attributes) and keeps all others in their order,
 //! because endpoints rely on attributes a relay does not understand.
 //!
-//! This module knows nothing of SIP or of the relay's sockets: the session core passes the
-//! relay addresses in and hands the payload-type map to the media module.
+//! This module does not use SIP or the relay's sockets. The session core passes the relay
+//! addresses in and hands the payload-type map to the media module.
 
 mod origin;
 mod parse;

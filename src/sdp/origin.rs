@@ -2,9 +2,9 @@
 
 use std::net::IpAddr;
 
-/// The origin the engine presents to one leg, and the version rule of RFC 3264 §8: each
-/// new body sent to the leg carries a version one higher than the previous body, unless the
-/// body is unchanged, in which case the version stays.
+/// The origin the engine presents to one leg, with the version rule of RFC 3264 §8. Each
+/// new body sent to the leg carries a version one higher than the previous body. An
+/// unchanged body keeps the version.
 ///
 /// Keep one per leg for the life of the call and pass it to every
 /// [`SessionDescription::rewrite`](super::SessionDescription::rewrite) for that leg.

@@ -16,10 +16,10 @@ impl SessionDescription {
     ///
     /// # Errors
     ///
-    /// [`SdpError::NotUtf8`] for invalid UTF-8; otherwise the error names the first bad line
-    /// and its number: a line that is not `<type>=<value>`, a first line other than `v=0`,
-    /// a malformed `o=`, `c=`, `m=`, `a=rtpmap` or `a=rtcp`, no `o=` at all, or an active
-    /// `m=` section without any `c=`.
+    /// [`SdpError::NotUtf8`] for invalid UTF-8. Otherwise the error names the first bad line
+    /// and its number. A body is rejected for a line that is not `<type>=<value>`, a first
+    /// line other than `v=0`, a malformed `o=`, `c=`, `m=`, `a=rtpmap` or `a=rtcp`, a missing
+    /// `o=`, or an active `m=` section without any `c=`.
     pub fn parse(body: &[u8]) -> Result<SessionDescription, SdpError> {
         match std::str::from_utf8(body) {
             Ok(text) => text.parse(),

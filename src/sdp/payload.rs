@@ -116,9 +116,9 @@ impl PayloadTypeMap {
 /// codec (encoding name, clock rate, channels).
 ///
 /// Each side A payload type is paired with at most one side B type, which is preferably the
-/// same number and otherwise the first unused match in side B's order. Payload types whose
-/// codec is unknown on either side (a dynamic number without `a=rtpmap`) or that have no
-/// match are left out; the relay passes those unchanged.
+/// same number and otherwise the first unused match in side B's order. A payload type is
+/// left out when its codec is unknown (a dynamic number without `a=rtpmap`) or has no
+/// match, so the relay passes it unchanged.
 pub fn map_payload_types(a: &MediaDescription, b: &MediaDescription) -> PayloadTypeMap {
     let codecs_b: Vec<(u8, Codec)> = b
         .payload_types()

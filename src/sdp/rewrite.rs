@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::{OriginState, SdpError, SessionDescription};
 
-/// Attributes of ICE (RFC 8839) that are dropped, because the relay answers plain RTP and
+/// Attributes of ICE (RFC 8839) that are dropped, because the relay sends and receives plain RTP and
 /// does not run ICE.
 const ICE_ATTRIBUTES: &[&str] = &[
     "candidate",
@@ -93,6 +93,11 @@ impl SessionDescription {
         if line.starts_with("c=") {
             return Some(format!("c={}", connection_field(relay.ip())));
         }
+        let attribute = line.strip_prefix("a=");
+        let name = attribute.map(|attribute| attribute.split(':').next().unwrap_or_default());
+        if name.is_some_and(|name| ICE_ATTRIBUTES.contains(&name.trim_end())) {
+            return None;
+        }
         let Some(section) = section else {
             return Some(line.to_owned());
         };
@@ -101,14 +106,7 @@ impl SessionDescription {
         if line.starts_with("m=") {
             return Some(rewrite_media_port(line, media.port, relay.port()));
         }
-        let Some(attribute) = line.strip_prefix("a=") else {
-            return Some(line.to_owned());
-        };
-        let (name, _) = attribute.split_once(':').unwrap_or((attribute, ""));
-        if ICE_ATTRIBUTES.contains(&name.trim_end()) {
-            return None;
-        }
-        if name == "rtcp" {
+        if name == Some("rtcp") {
             let port = if media.rtcp_mux {
                 relay.port()
             } else {

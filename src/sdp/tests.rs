@@ -589,3 +589,25 @@ fn map_prefers_same_number() {
     let map = map_payload_types(&sdp.media[0], &sdp.media[0]);
     assert_eq!(map.pairs(), [(100, 100), (101, 101)]);
 }
+
+#[test]
+fn rewrite_drops_session_level_ice() {
+    let body = crlf(&[
+        "v=0",
+        "o=- 1 1 IN IP4 192.0.2.1",
+        "s=-",
+        "c=IN IP4 192.0.2.1",
+        "t=0 0",
+        "a=ice-lite",
+        "a=ice-ufrag:8hhY",
+        "a=ice-pwd:asd88fgpdd777uzjYhagZg",
+        "m=audio 4000 RTP/AVP 0",
+        "a=candidate:1 1 UDP 2130706431 192.0.2.1 4000 typ host",
+    ]);
+    let sdp: SessionDescription = body.parse().unwrap();
+    let rewritten = sdp.rewrite(&[relay(20000)], &mut origin()).unwrap();
+
+    assert!(!rewritten.contains("ice-"));
+    assert!(!rewritten.contains("candidate"));
+    assert!(rewritten.ends_with("t=0 0\r\nm=audio 20000 RTP/AVP 0\r\n"));
+}

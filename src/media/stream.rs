@@ -1,0 +1,432 @@
+//! One relay stream: the task that forwards RTP and RTCP of one `m=` line between the
+//! sides, with symmetric-RTP latching and counters.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rtp_rs::RtpReader;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, trace, warn};
+
+use super::packet::{self, PacketKind};
+use super::{PayloadMap, PortPair, RemoteEndpoint, Side, TelephoneEventPacket};
+
+/// How long a latched source must be silent before packets from another source may take
+/// its place.
+///
+/// Until a side has sent a packet, the relay sends to the address from its SDP. The first
+/// packet latches the side to its source address (and the first RTCP packet its RTCP
+/// address), and from then on the relay sends there, which reaches endpoints behind NAT.
+/// Packets from any other source are dropped as stray unless the latched source has sent
+/// nothing for this long, in which case the new source is latched. A new SDP address for
+/// the side clears its latches at once.
+pub const RELATCH_SILENCE: Duration = Duration::from_secs(2);
+
+/// The largest datagram relayed, in bytes. A datagram that fills the buffer may have been
+/// truncated and is dropped as invalid.
+const MAX_DATAGRAM: usize = 4096;
+
+/// How many datagrams one socket may relay before the task looks at its other sockets.
+const BATCH: usize = 32;
+
+/// Counters of one side of one stream, since the stream started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayCounters {
+    /// Datagrams received on this side's sockets, whatever they contained.
+    pub packets_received: u64,
+    pub bytes_received: u64,
+    /// Datagrams sent out of this side's sockets to its endpoint.
+    pub packets_sent: u64,
+    pub bytes_sent: u64,
+    /// Received datagrams that were neither RTP nor RTCP, or too large.
+    pub dropped_invalid: u64,
+    /// Received datagrams from a source other than the latched one (see
+    /// [`RELATCH_SILENCE`]).
+    pub dropped_stray: u64,
+    /// Received datagrams that could not be sent on: no address known for the other side,
+    /// or the send failed.
+    pub dropped_unroutable: u64,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct SideCounters {
+    packets_received: AtomicU64,
+    bytes_received: AtomicU64,
+    packets_sent: AtomicU64,
+    bytes_sent: AtomicU64,
+    dropped_invalid: AtomicU64,
+    dropped_stray: AtomicU64,
+    dropped_unroutable: AtomicU64,
+}
+
+impl SideCounters {
+    pub(super) fn snapshot(&self) -> RelayCounters {
+        RelayCounters {
+            packets_received: self.packets_received.load(Ordering::Relaxed),
+            bytes_received: self.bytes_received.load(Ordering::Relaxed),
+            packets_sent: self.packets_sent.load(Ordering::Relaxed),
+            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            dropped_invalid: self.dropped_invalid.load(Ordering::Relaxed),
+            dropped_stray: self.dropped_stray.load(Ordering::Relaxed),
+            dropped_unroutable: self.dropped_unroutable.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn increment(counter: &AtomicU64, amount: usize) {
+    counter.fetch_add(amount as u64, Ordering::Relaxed);
+}
+
+/// The time of the last RTP packet from a latched source on any stream of the call.
+#[derive(Debug)]
+pub(super) struct Activity {
+    start: Instant,
+    /// Milliseconds after `start`.
+    last_rtp_ms: AtomicU64,
+}
+
+impl Activity {
+    pub(super) fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            last_rtp_ms: AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn touch(&self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.start).as_millis();
+        let elapsed = u64::try_from(elapsed).unwrap_or(u64::MAX);
+        self.last_rtp_ms.fetch_max(elapsed, Ordering::Relaxed);
+    }
+
+    pub(super) fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_rtp_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Changes sent from the session handle to a stream task.
+#[derive(Debug)]
+pub(super) enum Control {
+    Remote(Side, RemoteEndpoint),
+    PayloadMap(Box<PayloadMap>),
+    Observer(Side, Option<mpsc::Sender<TelephoneEventPacket>>),
+}
+
+/// The socket of a side that a datagram arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Port {
+    Rtp,
+    Rtcp,
+}
+
+/// The source address a side is latched to.
+#[derive(Debug, Default)]
+struct Latch {
+    source: Option<SocketAddr>,
+    last_seen: Option<Instant>,
+}
+
+/// The decision of [`Latch::accept`] on a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Latching {
+    /// From the latched source.
+    Same,
+    /// Latched to this source now, replacing `previous` if there was one.
+    Latched { previous: Option<SocketAddr> },
+    /// From another source while the latched one is active: to be dropped.
+    Stray,
+}
+
+impl Latch {
+    /// Applies the rule of [`RELATCH_SILENCE`] to a datagram from `source`.
+    fn accept(&mut self, source: SocketAddr, now: Instant) -> Latching {
+        let previous = self.source;
+        if previous == Some(source) {
+            self.last_seen = Some(now);
+            return Latching::Same;
+        }
+        let silent = self
+            .last_seen
+            .is_none_or(|seen| now.saturating_duration_since(seen) >= RELATCH_SILENCE);
+        if previous.is_some() && !silent {
+            return Latching::Stray;
+        }
+        self.source = Some(source);
+        self.last_seen = Some(now);
+        Latching::Latched { previous }
+    }
+}
+
+/// One side of a stream.
+struct Leg {
+    sockets: PortPair,
+    remote: Option<RemoteEndpoint>,
+    rtp_latch: Latch,
+    rtcp_latch: Latch,
+    observer: Option<mpsc::Sender<TelephoneEventPacket>>,
+}
+
+impl Leg {
+    fn new(sockets: PortPair) -> Leg {
+        Leg {
+            sockets,
+            remote: None,
+            rtp_latch: Latch::default(),
+            rtcp_latch: Latch::default(),
+            observer: None,
+        }
+    }
+
+    /// Returns the socket to send a packet of `kind` to this side's endpoint from, and the
+    /// address: the latched source if any, else the address from SDP.
+    fn destination(&self, kind: PacketKind) -> Option<(&UdpSocket, SocketAddr)> {
+        let rtp = self.rtp_latch.source.or(self.remote.map(|r| r.rtp));
+        let mux = self.remote.is_some_and(|r| r.rtcp_mux);
+        match kind {
+            PacketKind::Rtp => Some((&self.sockets.rtp, rtp?)),
+            PacketKind::Rtcp if mux => Some((&self.sockets.rtp, rtp?)),
+            PacketKind::Rtcp => {
+                let from_sdp = self.remote.map(|r| r.rtcp_address());
+                Some((&self.sockets.rtcp, self.rtcp_latch.source.or(from_sdp)?))
+            }
+        }
+    }
+
+    fn set_remote(&mut self, remote: RemoteEndpoint) {
+        let moved = self.remote.is_some_and(|old| old.rtp != remote.rtp);
+        if moved {
+            self.rtp_latch = Latch::default();
+            self.rtcp_latch = Latch::default();
+        }
+        self.remote = Some(remote);
+    }
+}
+
+/// The state of one stream's task.
+pub(super) struct Relay {
+    index: usize,
+    legs: [Leg; 2],
+    map: PayloadMap,
+    counters: Arc<[SideCounters; 2]>,
+    activity: Arc<Activity>,
+    control: mpsc::UnboundedReceiver<Control>,
+    buffer: Box<[u8]>,
+}
+
+impl Relay {
+    pub(super) fn new(
+        index: usize,
+        sockets: [PortPair; 2],
+        counters: Arc<[SideCounters; 2]>,
+        activity: Arc<Activity>,
+        control: mpsc::UnboundedReceiver<Control>,
+    ) -> Relay {
+        let [a, b] = sockets;
+        Relay {
+            index,
+            legs: [Leg::new(a), Leg::new(b)],
+            map: PayloadMap::identity(),
+            counters,
+            activity,
+            control,
+            buffer: vec![0; MAX_DATAGRAM].into_boxed_slice(),
+        }
+    }
+
+    /// Relays until the session handle is dropped.
+    pub(super) async fn run(mut self) {
+        loop {
+            let (side, port, ready) = tokio::select! {
+                command = self.control.recv() => {
+                    match command {
+                        Some(command) => self.apply(command),
+                        None => return,
+                    }
+                    continue;
+                }
+                ready = self.legs[0].sockets.rtp.readable() => (Side::A, Port::Rtp, ready),
+                ready = self.legs[0].sockets.rtcp.readable() => (Side::A, Port::Rtcp, ready),
+                ready = self.legs[1].sockets.rtp.readable() => (Side::B, Port::Rtp, ready),
+                ready = self.legs[1].sockets.rtcp.readable() => (Side::B, Port::Rtcp, ready),
+            };
+            if let Err(error) = ready {
+                warn!(stream = self.index, ?side, ?port, %error, "relay socket failed, stream stopped");
+                return;
+            }
+            self.drain(side, port);
+        }
+    }
+
+    fn apply(&mut self, command: Control) {
+        match command {
+            Control::Remote(side, remote) => {
+                debug!(stream = self.index, ?side, rtp = %remote.rtp, rtcp_mux = remote.rtcp_mux,
+                    "media remote set");
+                self.legs[side.index()].set_remote(remote);
+            }
+            Control::PayloadMap(map) => self.map = *map,
+            Control::Observer(side, observer) => self.legs[side.index()].observer = observer,
+        }
+    }
+
+    /// Relays the datagrams waiting on one socket, up to [`BATCH`].
+    fn drain(&mut self, side: Side, port: Port) {
+        for _ in 0..BATCH {
+            let leg = &self.legs[side.index()];
+            let socket = match port {
+                Port::Rtp => &leg.sockets.rtp,
+                Port::Rtcp => &leg.sockets.rtcp,
+            };
+            match socket.try_recv_from(&mut self.buffer) {
+                Ok((length, source)) => self.relay(side, port, length, source),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) => {
+                    trace!(stream = self.index, ?side, %error, "relay receive failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Validates, latches, translates and forwards one datagram of `length` bytes in the
+    /// buffer.
+    fn relay(&mut self, side: Side, port: Port, length: usize, source: SocketAddr) {
+        let counters = &self.counters[side.index()];
+        increment(&counters.packets_received, 1);
+        increment(&counters.bytes_received, length);
+
+        let Some(kind) = self.admit(side, port, length, source) else {
+            return;
+        };
+        if kind == PacketKind::Rtp {
+            self.translate(side, length, source);
+        }
+        self.forward(side, kind, length);
+    }
+
+    /// Classifies the datagram and applies the latching rule; returns `None`, counting the
+    /// drop, for a datagram that is not relayed.
+    fn admit(
+        &mut self,
+        side: Side,
+        port: Port,
+        length: usize,
+        source: SocketAddr,
+    ) -> Option<PacketKind> {
+        let counters = &self.counters[side.index()];
+        let kind = match (port, packet::classify(&self.buffer[..length])) {
+            _ if length == MAX_DATAGRAM => None,
+            (Port::Rtcp, Some(PacketKind::Rtp)) => None,
+            (_, kind) => kind,
+        };
+        let Some(kind) = kind else {
+            trace!(stream = self.index, ?side, %source, length, "dropped non-RTP datagram");
+            increment(&counters.dropped_invalid, 1);
+            return None;
+        };
+
+        let now = Instant::now();
+        let leg = &mut self.legs[side.index()];
+        let latch = match port {
+            Port::Rtp => &mut leg.rtp_latch,
+            Port::Rtcp => &mut leg.rtcp_latch,
+        };
+        match latch.accept(source, now) {
+            Latching::Same => {}
+            Latching::Latched { previous } => {
+                let stream = self.index;
+                debug!(stream, ?side, ?port, ?previous, %source, "media source latched");
+            }
+            Latching::Stray => {
+                trace!(stream = self.index, ?side, %source, "dropped datagram from stray source");
+                increment(&counters.dropped_stray, 1);
+                return None;
+            }
+        }
+
+        if kind == PacketKind::Rtp {
+            self.activity.touch(now);
+        }
+        Some(kind)
+    }
+
+    /// Hands telephone events to the observer and rewrites the payload type of the RTP
+    /// packet in the buffer for the other side.
+    fn translate(&mut self, side: Side, length: usize, source: SocketAddr) {
+        let packet = &mut self.buffer[..length];
+        let payload_type = packet::payload_type(packet);
+        if self.map.is_telephone_event(side, payload_type) {
+            let observer = self.legs[side.index()].observer.as_ref();
+            notify_observer(observer, self.index, side, source, packet);
+        }
+        let translated = self.map.translate(side, payload_type);
+        if translated != payload_type {
+            packet::set_payload_type(packet, translated);
+        }
+    }
+
+    /// Sends the datagram in the buffer to the other side's endpoint.
+    fn forward(&self, from: Side, kind: PacketKind, length: usize) {
+        let to = from.other();
+        let received = &self.counters[from.index()];
+        let Some((socket, destination)) = self.legs[to.index()].destination(kind) else {
+            trace!(
+                stream = self.index,
+                ?from,
+                "dropped datagram: no address for the other side"
+            );
+            increment(&received.dropped_unroutable, 1);
+            return;
+        };
+
+        match socket.try_send_to(&self.buffer[..length], destination) {
+            Ok(sent) => {
+                trace!(stream = self.index, ?from, %destination, sent, ?kind, "relayed");
+                let counters = &self.counters[to.index()];
+                increment(&counters.packets_sent, 1);
+                increment(&counters.bytes_sent, sent);
+            }
+            Err(error) => {
+                trace!(stream = self.index, %destination, %error, "relay send failed");
+                increment(&received.dropped_unroutable, 1);
+            }
+        }
+    }
+}
+
+/// Hands a copy of a telephone-event packet to the side's observer, if there is one. A
+/// full or closed channel loses the copy, never the relayed packet.
+fn notify_observer(
+    observer: Option<&mpsc::Sender<TelephoneEventPacket>>,
+    stream: usize,
+    side: Side,
+    source: SocketAddr,
+    packet: &[u8],
+) {
+    let Some(observer) = observer else {
+        return;
+    };
+    let Ok(reader) = RtpReader::new(packet) else {
+        return;
+    };
+    let event = TelephoneEventPacket {
+        stream,
+        side,
+        source,
+        payload_type: reader.payload_type(),
+        marker: reader.mark(),
+        sequence: u16::from(reader.sequence_number()),
+        timestamp: reader.timestamp(),
+        ssrc: reader.ssrc(),
+        payload: Bytes::copy_from_slice(reader.payload()),
+    };
+    if observer.try_send(event).is_err() {
+        trace!(stream, ?side, "telephone-event observer is full or closed");
+    }
+}
