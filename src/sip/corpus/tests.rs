@@ -3,8 +3,8 @@
 //!
 //! Every `*.sip` file in this directory is a raw datagram with CRLF line ends, as phones,
 //! PBXs, proxies, gateways and carrier trunks send them. When a message from the field is
-//! parsed wrongly, add it here as a new file with a check for the fault; the common test
-//! picks up new files by itself.
+//! parsed wrongly, add it here as a new file with a test for the fault. The common tests
+//! pick up new files by themselves.
 
 use std::fs;
 use std::path::PathBuf;
@@ -451,4 +451,33 @@ fn history_info_and_uui() {
     let uui: UserToUser = header_value(&message, "User-to-User").parse().unwrap();
     assert_eq!(uui.data, b"\x04123456");
     assert_eq!(uui.purpose.as_deref(), Some("isdn-uui"));
+}
+
+#[test]
+fn truncated_inputs_do_not_panic() {
+    for (_, datagram) in corpus_files() {
+        for end in 0..datagram.len() {
+            let prefix = &datagram[..end];
+            let _ = frame_datagram(prefix);
+            let _ = normalize(prefix);
+            let mut framer = StreamFramer::new();
+            framer.extend(prefix);
+            while let Ok(Some(_)) = framer.next_item() {}
+
+            let text = String::from_utf8_lossy(prefix);
+            let Some(line) = text.lines().last() else {
+                continue;
+            };
+            let value = line.split_once(':').map_or(line, |(_, value)| value);
+            let _ = value.parse::<Uri>();
+            let _ = value.parse::<NameAddr>();
+            let _ = Via::parse_list(value);
+            let _ = value.parse::<CSeq>();
+            let _ = value.parse::<HistoryInfo>();
+            let _ = value.parse::<ReferTo>();
+            let _ = value.parse::<UserToUser>();
+            let _ = Reason::parse_list(value);
+            let _ = value.parse::<SubscriptionState>();
+        }
+    }
 }
