@@ -1,7 +1,7 @@
 //! Content-Length framing of raw SIP bytes, before normalisation and parsing.
 //!
 //! [`frame_datagram`] cuts one UDP datagram to the message it carries (RFC 3261 §18.3) and
-//! [`StreamFramer`] splits a TCP or TLS byte stream into messages, answering RFC 5626
+//! [`StreamFramer`] splits a TCP or TLS byte stream into messages and RFC 5626
 //! keep-alive pings. Both read only the header names `Content-Length` and `l`,
 //! case-insensitively, and never allocate for a well-formed message.
 
@@ -61,12 +61,12 @@ pub enum FrameError {
     MessageTooLarge { size: usize, limit: usize },
 }
 
-/// What one UDP datagram carries.
+/// Content of one UDP datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Datagram<'a> {
     /// One message, cut to its header section plus Content-Length bytes of body.
     Message(&'a [u8]),
-    /// Only CR and LF bytes, or nothing: a keep-alive that needs no answer.
+    /// Only CR and LF bytes, or nothing: a keep-alive that needs no response.
     KeepAlive,
 }
 
@@ -101,12 +101,12 @@ pub fn frame_datagram(datagram: &[u8]) -> Result<Datagram<'_>, FrameError> {
     Ok(Datagram::Message(&message[..header_end + declared]))
 }
 
-/// What a [`StreamFramer`] produced from the buffered bytes.
+/// Item a [`StreamFramer`] extracted from the buffered bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamItem {
     /// One complete message, headers and body.
     Message(Bytes),
-    /// An RFC 5626 §3.5.1 keep-alive ping (CRLF CRLF). The transport answers it with a
+    /// An RFC 5626 §3.5.1 keep-alive ping (CRLF CRLF). The transport responds with a
     /// single CRLF pong.
     Ping,
 }
@@ -126,10 +126,10 @@ pub struct StreamFramer {
     scan: ScanState,
 }
 
-/// What [`StreamFramer::skip_keep_alives`] found at the start of the buffer.
+/// Result of [`StreamFramer::skip_keep_alives`] at the start of the buffer.
 enum KeepAlive {
     Ping,
-    /// The buffer is empty or holds the first bytes of a possible ping.
+    /// The buffer is empty or contains the first bytes of a possible ping.
     Incomplete,
     /// A start line begins.
     None,

@@ -53,11 +53,13 @@ pub fn normalize(raw: &[u8]) -> Result<Cow<'_, [u8]>, NormalizeError> {
 
 /// Returns the long form of a compact header name, matched case-insensitively.
 ///
-/// Letters and their sources: a Accept-Contact, d Request-Disposition and j Reject-Contact
-/// (RFC 3841); b Referred-By (RFC 3892); c Content-Type, e Content-Encoding, f From,
-/// i Call-ID, k Supported, l Content-Length, m Contact, s Subject, t To and v Via
-/// (RFC 3261); n Identity-Info (RFC 4474); o Event and u Allow-Events (RFC 6665);
-/// r Refer-To (RFC 3515); x Session-Expires (RFC 4028); y Identity (RFC 8224).
+/// Letters and their sources:
+///
+/// - RFC 3261: c Content-Type, e Content-Encoding, f From, i Call-ID, k Supported,
+///   l Content-Length, m Contact, s Subject, t To, v Via.
+/// - RFC 3841: a Accept-Contact, d Request-Disposition, j Reject-Contact.
+/// - RFC 3892: b Referred-By. RFC 3515: r Refer-To. RFC 4028: x Session-Expires.
+/// - RFC 4474: n Identity-Info. RFC 6665: o Event, u Allow-Events. RFC 8224: y Identity.
 pub fn compact_header_name(letter: u8) -> Option<&'static str> {
     let name = match letter.to_ascii_lowercase() {
         b'a' => "Accept-Contact",
@@ -129,7 +131,7 @@ impl<'a> Iterator for Lines<'a> {
     }
 }
 
-/// Where the body starts and whether the header section needs no rewrite.
+/// Body offset of a message and whether its header section is already canonical.
 struct Layout {
     body_start: usize,
     canonical: bool,

@@ -110,8 +110,8 @@ impl fmt::Display for HistoryIndex {
     }
 }
 
-/// How an entry's target was reached (RFC 7044 §4.2), naming the index of the entry it
-/// was derived from.
+/// Kind of retargeting that led to an entry (RFC 7044 §4.2), with the index of the entry
+/// it was derived from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HistoryTarget {
     /// `rc`: the Request-URI changed but still reaches the same user.

@@ -9,8 +9,8 @@ use crate::sip::uri::{NameAddr, Params, Uri};
 
 /// Replaces value (RFC 3891 §6.1): the dialog an INVITE replaces.
 ///
-/// `to_tag` and `from_tag` are as seen by the sender of the Replaces, so for a dialog the
-/// recipient holds they are its local and remote tags respectively.
+/// For the UA that receives the INVITE, `to_tag` is its local tag and `from_tag` its remote
+/// tag in the dialog to replace (RFC 3891 §3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replaces {
     pub call_id: String,

@@ -7,10 +7,10 @@ use super::{HeaderError, parse_number};
 use crate::sip::uri::Params;
 
 /// Smallest Session-Expires a UA may send or accept, in seconds (RFC 4028 §4). A
-/// smaller value is answered with 422.
+/// smaller value gets a 422 response.
 pub const MIN_SESSION_EXPIRES: u32 = 90;
 
-/// Which side refreshes the session (RFC 4028 §4 `refresher`).
+/// Side that refreshes the session (RFC 4028 §4 `refresher`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refresher {
     Uac,

@@ -71,8 +71,8 @@ impl FromStr for UserToUser {
         };
         uui.params = params;
 
-        // NOTE: data without an `encoding` parameter is decoded as hex, which is what ISDN
-        // gateways send; a sender meaning raw text would get a decoding error instead.
+        // NOTE: data without an `encoding` parameter is decoded as hex, because ISDN gateways
+        // send it that way. Raw text from another sender fails with InvalidHex.
         uui.data = match uui.is_hex() {
             true => decode_hex(&raw)?,
             false => raw.as_bytes().to_vec(),
