@@ -136,14 +136,14 @@ impl Dialog {
 
     /// Checks and records the CSeq of a request received inside the dialog.
     pub fn accept_remote_seq(&mut self, seq: u32) -> Result<(), CSeqOutOfOrder> {
-        if let Some(last) = self.remote_seq {
-            if seq <= last {
-                return Err(CSeqOutOfOrder {
-                    call_id: self.call_id.clone(),
-                    received: seq,
-                    last,
-                });
-            }
+        if let Some(last) = self.remote_seq
+            && seq <= last
+        {
+            return Err(CSeqOutOfOrder {
+                call_id: self.call_id.clone(),
+                received: seq,
+                last,
+            });
         }
         self.remote_seq = Some(seq);
         Ok(())

@@ -54,7 +54,11 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Context>> {
     let listen = config.sip.listen;
     let udp_max = config.sip.udp_max_bytes;
     let recv_buffer = config.sip.udp_recv_buffer;
-    let media = (config.media.address, config.media.port_min, config.media.port_max);
+    let media = (
+        config.media.address,
+        config.media.port_min,
+        config.media.port_max,
+    );
 
     let ctx = Context::new(config, pool, trusted, agent);
     let dispatcher = Dispatcher::new(Arc::clone(&ctx));
@@ -74,7 +78,11 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Context>> {
 pub async fn drain(ctx: &Context) {
     ctx.start_draining();
     let grace = Duration::from_secs(ctx.config.shutdown.grace_period_secs);
-    info!(calls = ctx.active_calls(), grace_secs = grace.as_secs(), "draining");
+    info!(
+        calls = ctx.active_calls(),
+        grace_secs = grace.as_secs(),
+        "draining"
+    );
     wait_idle(ctx, Instant::now() + grace).await;
     if ctx.active_calls() == 0 {
         return;

@@ -168,10 +168,10 @@ impl Transport {
     }
 
     async fn tcp_sender(&self, addr: SocketAddr) -> Result<mpsc::Sender<Bytes>, TransportError> {
-        if let Some(sender) = self.connections.get(&addr) {
-            if !sender.is_closed() {
-                return Ok(sender.clone());
-            }
+        if let Some(sender) = self.connections.get(&addr)
+            && !sender.is_closed()
+        {
+            return Ok(sender.clone());
         }
 
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
@@ -260,7 +260,11 @@ fn bind_udp(local: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-async fn tcp_write_loop(mut writer: OwnedWriteHalf, mut queue: mpsc::Receiver<Bytes>, peer: SocketAddr) {
+async fn tcp_write_loop(
+    mut writer: OwnedWriteHalf,
+    mut queue: mpsc::Receiver<Bytes>,
+    peer: SocketAddr,
+) {
     while let Some(data) = queue.recv().await {
         if let Err(error) = writer.write_all(&data).await {
             debug!(%peer, %error, "tcp write failed");

@@ -23,7 +23,11 @@ impl Dispatcher {
 
 impl Handler for Dispatcher {
     fn on_inbound(&self, inbound: Inbound) {
-        if inbound.data.iter().all(|byte| matches!(byte, b'\r' | b'\n')) {
+        if inbound
+            .data
+            .iter()
+            .all(|byte| matches!(byte, b'\r' | b'\n'))
+        {
             return;
         }
         let message = match sip::parse(&inbound.data, inbound.protocol == Protocol::Udp) {
@@ -90,11 +94,22 @@ impl Dispatcher {
         self.on_new_request(request, inbound, target);
     }
 
-    fn route_request(&self, route: super::Route, request: Request, inbound: &Inbound, target: Target) {
+    fn route_request(
+        &self,
+        route: super::Route,
+        request: Request,
+        inbound: &Inbound,
+        target: Target,
+    ) {
         let local = self.ctx.local_addr();
         let looped = route.leg == super::LegId::B
             && request.to_tag().ok().flatten().is_none()
-            && request.vias().is_ok_and(|vias| vias.iter().skip(1).any(|via| outbound::is_own_via(via, local)) || vias.len() == 1 && outbound::is_own_via(&vias[0], local));
+            && request.vias().is_ok_and(|vias| {
+                vias.iter()
+                    .skip(1)
+                    .any(|via| outbound::is_own_via(via, local))
+                    || vias.len() == 1 && outbound::is_own_via(&vias[0], local)
+            });
         if looped {
             // The INVITE the engine sent came back to it.
             return self.reply(&request, 482, "", target);
@@ -123,8 +138,13 @@ impl Dispatcher {
                     );
                     return self.send(target, response.encode());
                 }
-                if call::spawn(Arc::clone(&self.ctx), request, inbound.source, inbound.protocol)
-                    .is_none()
+                if call::spawn(
+                    Arc::clone(&self.ctx),
+                    request,
+                    inbound.source,
+                    inbound.protocol,
+                )
+                .is_none()
                 {
                     debug!("concurrent invite with the same call-id");
                 }

@@ -7,8 +7,7 @@ use tokio::time::Instant;
 use super::LegId;
 use crate::sip::{Branch, Method, Request};
 use crate::transaction::{
-    Action, InviteClient, InviteServer, NonInviteClient, NonInviteServer, Timers,
-    TransactionError,
+    Action, InviteClient, InviteServer, NonInviteClient, NonInviteServer, Timers, TransactionError,
 };
 use crate::transport::Target;
 
@@ -168,7 +167,11 @@ impl Txn {
     }
 
     /// Feeds a response to a client transaction.
-    pub fn on_response(&mut self, status: u16, now: Instant) -> Result<Vec<Action>, TransactionError> {
+    pub fn on_response(
+        &mut self,
+        status: u16,
+        now: Instant,
+    ) -> Result<Vec<Action>, TransactionError> {
         self.final_seen |= status >= 200;
         match &mut self.machine {
             Machine::InviteClient(machine) => machine.on_response(status, now),

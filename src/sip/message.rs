@@ -180,7 +180,9 @@ pub trait Headers {
     }
 
     fn call_id(&self) -> Result<CallId, HeaderError> {
-        let value = self.header("Call-ID").ok_or(HeaderError::Missing("Call-ID"))?;
+        let value = self
+            .header("Call-ID")
+            .ok_or(HeaderError::Missing("Call-ID"))?;
         let value = value.trim();
         if value.is_empty() {
             return Err(HeaderError::Invalid("Call-ID"));
@@ -193,6 +195,8 @@ pub trait Headers {
         value.parse().map_err(|_| HeaderError::Invalid("CSeq"))
     }
 
+    // `From` is the SIP header's name here, not a conversion.
+    #[allow(clippy::wrong_self_convention)]
     fn from_header(&self) -> Result<NameAddr, HeaderError> {
         let value = self.header("From").ok_or(HeaderError::Missing("From"))?;
         value.parse().map_err(|_| HeaderError::Invalid("From"))
@@ -203,6 +207,7 @@ pub trait Headers {
         value.parse().map_err(|_| HeaderError::Invalid("To"))
     }
 
+    #[allow(clippy::wrong_self_convention)]
     fn from_tag(&self) -> Result<Option<Tag>, HeaderError> {
         Ok(self.from_header()?.tag().map(Tag::new))
     }

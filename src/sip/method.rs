@@ -104,7 +104,10 @@ mod tests {
 
     #[test]
     fn lowercase_is_extension_method() {
-        assert_eq!("invite".parse::<Method>(), Ok(Method::Other("invite".into())));
+        assert_eq!(
+            "invite".parse::<Method>(),
+            Ok(Method::Other("invite".into()))
+        );
     }
 
     #[test]

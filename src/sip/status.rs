@@ -121,7 +121,14 @@ mod tests {
 
     #[test]
     fn no_reply_without_via() {
-        assert!(reply_to_raw(b"INVITE sip:a@h SIP/2.0\r\nCSeq: 1 INVITE\r\n\r\n", 400, "x").is_none());
+        assert!(
+            reply_to_raw(
+                b"INVITE sip:a@h SIP/2.0\r\nCSeq: 1 INVITE\r\n\r\n",
+                400,
+                "x"
+            )
+            .is_none()
+        );
     }
 
     #[test]

@@ -276,7 +276,13 @@ impl Call {
 
         // The caller's INVITE transaction answers 100 at once, so the switch stops
         // retransmitting before the agent is even reached.
-        call.open_server_txn(LegId::A, &a_invite_branch, Method::Invite, response_target, now);
+        call.open_server_txn(
+            LegId::A,
+            &a_invite_branch,
+            Method::Invite,
+            response_target,
+            now,
+        );
         let trying = call.response_to_a(100, "");
         call.respond(LegId::A, &a_invite_branch, trying).await;
 
@@ -349,11 +355,14 @@ impl Call {
 
         let now = Instant::now();
         let target = self.b.target;
-        let branch = self.send_request(LegId::B, &mut invite, target, Purpose::BInvite, now).await;
+        let branch = self
+            .send_request(LegId::B, &mut invite, target, Purpose::BInvite, now)
+            .await;
         self.b_invite = invite;
         self.b_invite_target = target;
         let _ = branch;
-        self.ring_deadline = Some(now + Duration::from_secs(self.ctx.config.agent.ring_timeout_secs));
+        self.ring_deadline =
+            Some(now + Duration::from_secs(self.ctx.config.agent.ring_timeout_secs));
     }
 
     fn finished(&self) -> bool {
@@ -361,7 +370,9 @@ impl Call {
             Phase::Done => {
                 self.txns.is_empty()
                     || self.shutting_down
-                    || self.linger_until.is_some_and(|until| Instant::now() >= until)
+                    || self
+                        .linger_until
+                        .is_some_and(|until| Instant::now() >= until)
             }
             _ => false,
         }

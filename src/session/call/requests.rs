@@ -14,7 +14,12 @@ use crate::sip::{Branch, Headers, Method, Request, Response};
 use crate::transport::{Protocol, Target};
 
 impl Call {
-    pub(super) async fn on_request(&mut self, request: Request, source: SocketAddr, protocol: Protocol) {
+    pub(super) async fn on_request(
+        &mut self,
+        request: Request,
+        source: SocketAddr,
+        protocol: Protocol,
+    ) {
         let Some(leg) = request.call_id().ok().and_then(|id| self.leg_of(&id)) else {
             return;
         };
@@ -62,7 +67,13 @@ impl Call {
     }
 
     /// A response to `request` on `leg`, with that leg's local tag.
-    pub(super) fn response_to(&self, leg: LegId, request: &Request, status: u16, reason: &str) -> Response {
+    pub(super) fn response_to(
+        &self,
+        leg: LegId,
+        request: &Request,
+        status: u16,
+        reason: &str,
+    ) -> Response {
         let tag = &self.leg(leg).dialog.local_tag;
         Response::to_request(request, status, reason, Some(tag))
     }
@@ -117,11 +128,13 @@ impl Call {
         else {
             return;
         };
-        let PendingAck { mut ack, target, .. } = self.pending_acks.remove(position);
-        if request.has_sdp() {
-            if let Some(body) = self.rewrite_sdp(leg, request.body()) {
-                ack.set_body(body, Some("application/sdp"));
-            }
+        let PendingAck {
+            mut ack, target, ..
+        } = self.pending_acks.remove(position);
+        if request.has_sdp()
+            && let Some(body) = self.rewrite_sdp(leg, request.body())
+        {
+            ack.set_body(body, Some("application/sdp"));
         }
         self.send_ack(leg.other(), ack, target).await;
     }
@@ -166,7 +179,10 @@ impl Call {
             return self.respond(leg, branch, response).await;
         }
 
-        let mut relayed = self.leg_mut(other).dialog.request(request.method.clone(), None);
+        let mut relayed = self
+            .leg_mut(other)
+            .dialog
+            .request(request.method.clone(), None);
         relayed.set_header(
             "Max-Forwards",
             outbound::decremented_max_forwards(&request).to_string(),
@@ -188,8 +204,15 @@ impl Call {
             original: request,
         };
         let target = self.leg(other).target;
-        self.send_request_linked(other, &mut relayed, target, Purpose::Relay, Some(link), Instant::now())
-            .await;
+        self.send_request_linked(
+            other,
+            &mut relayed,
+            target,
+            Purpose::Relay,
+            Some(link),
+            Instant::now(),
+        )
+        .await;
     }
 
     fn invite_in_progress(&self, leg: LegId, branch: &Branch) -> bool {

@@ -87,10 +87,10 @@ impl Call {
         }
         let mut relayed = self.response_to_a(response.status, &response.reason);
         outbound::copy_end_to_end_headers(&response, &mut relayed);
-        if response.has_sdp() {
-            if let Some(body) = self.rewrite_sdp(LegId::B, response.body()) {
-                relayed.set_body(body, Some("application/sdp"));
-            }
+        if response.has_sdp()
+            && let Some(body) = self.rewrite_sdp(LegId::B, response.body())
+        {
+            relayed.set_body(body, Some("application/sdp"));
         }
         let branch = self.a_invite_branch.clone();
         self.respond(LegId::A, &branch, relayed).await;
@@ -163,7 +163,8 @@ impl Call {
             return;
         };
         let method = link.original.method.clone();
-        let mut relayed = self.response_to(link.from, &link.original, response.status, &response.reason);
+        let mut relayed =
+            self.response_to(link.from, &link.original, response.status, &response.reason);
         outbound::copy_end_to_end_headers(&response, &mut relayed);
         if response.has_sdp() {
             match self.rewrite_sdp(leg, response.body()) {
@@ -173,15 +174,25 @@ impl Call {
         } else if !response.body().is_empty() {
             relayed.set_body(response.body().clone(), response.content_type());
         }
-        if matches!(method, Method::Invite | Method::Update) && (101..300).contains(&relayed.status) {
+        if matches!(method, Method::Invite | Method::Update) && (101..300).contains(&relayed.status)
+        {
             let protocol = self.leg(link.from).target.protocol;
-            relayed.set_header("Contact", outbound::contact_value(self.ctx.local_addr(), protocol));
+            relayed.set_header(
+                "Contact",
+                outbound::contact_value(self.ctx.local_addr(), protocol),
+            );
         }
 
         if method == Method::Invite && response.is_success() {
             let seq = response.cseq().map(|cseq| cseq.seq).unwrap_or(0);
-            let repeated = self.last_acks.iter().any(|(l, s, _, _)| *l == leg && *s == seq)
-                || self.pending_acks.iter().any(|p| p.ack.cseq().is_ok_and(|c| c.seq == seq));
+            let repeated = self
+                .last_acks
+                .iter()
+                .any(|(l, s, _, _)| *l == leg && *s == seq)
+                || self
+                    .pending_acks
+                    .iter()
+                    .any(|p| p.ack.cseq().is_ok_and(|c| c.seq == seq));
             if repeated {
                 return self.resend_ack(leg, seq).await;
             }
@@ -215,7 +226,8 @@ impl Call {
         );
         let seq = ack.cseq().map(|cseq| cseq.seq).unwrap_or(0);
         let bytes = ack.encode();
-        self.last_acks.retain(|(acked_leg, _, _, _)| *acked_leg != leg);
+        self.last_acks
+            .retain(|(acked_leg, _, _, _)| *acked_leg != leg);
         self.last_acks.push((leg, seq, bytes.clone(), target));
         let _ = self.ctx.send(target, bytes).await;
     }
@@ -227,7 +239,10 @@ impl Call {
             .find(|(acked_leg, acked_seq, _, _)| *acked_leg == leg && *acked_seq == seq)
             .map(|(_, _, bytes, target)| (bytes.clone(), *target));
         if let Some((bytes, target)) = found {
-            debug!(leg = leg.as_str(), seq, "resending ack for retransmitted 2xx");
+            debug!(
+                leg = leg.as_str(),
+                seq, "resending ack for retransmitted 2xx"
+            );
             let _ = self.ctx.send(target, bytes).await;
         }
     }

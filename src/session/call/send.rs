@@ -23,23 +23,41 @@ impl Call {
         target: Target,
         now: Instant,
     ) {
-        let purpose = if leg == LegId::A && method == Method::Invite && self.phase == Phase::Proceeding
-        {
-            Purpose::AInvite
-        } else {
-            Purpose::Incoming
-        };
-        let txn = Txn::server(leg, branch.clone(), method, purpose, target, &self.ctx.timers, now);
+        let purpose =
+            if leg == LegId::A && method == Method::Invite && self.phase == Phase::Proceeding {
+                Purpose::AInvite
+            } else {
+                Purpose::Incoming
+            };
+        let txn = Txn::server(
+            leg,
+            branch.clone(),
+            method,
+            purpose,
+            target,
+            &self.ctx.timers,
+            now,
+        );
         self.txns.push(txn);
     }
 
-    pub(super) fn find_server(&self, leg: LegId, branch: &Branch, method: &Method) -> Option<usize> {
+    pub(super) fn find_server(
+        &self,
+        leg: LegId,
+        branch: &Branch,
+        method: &Method,
+    ) -> Option<usize> {
         self.txns.iter().position(|txn| {
             txn.is_server() && txn.leg == leg && txn.branch == *branch && txn.method == *method
         })
     }
 
-    pub(super) fn find_client(&self, leg: LegId, branch: &Branch, method: &Method) -> Option<usize> {
+    pub(super) fn find_client(
+        &self,
+        leg: LegId,
+        branch: &Branch,
+        method: &Method,
+    ) -> Option<usize> {
         self.txns.iter().position(|txn| {
             !txn.is_server() && txn.leg == leg && txn.branch == *branch && txn.method == *method
         })
@@ -55,7 +73,10 @@ impl Call {
             return;
         };
         let Some(index) = self.find_server(leg, branch, &method) else {
-            debug!(status = response.status, "no server transaction for response");
+            debug!(
+                status = response.status,
+                "no server transaction for response"
+            );
             return;
         };
         if response.header("Server").is_none() {
@@ -97,8 +118,10 @@ impl Call {
         let local = self.ctx.local_addr();
         let protocol = self.ctx.protocol_for(target, request.body().len() + 600);
         request.prepend_header("Via", outbound::via_value(local, protocol, branch.as_str()));
-        if matches!(request.method, Method::Invite | Method::Update | Method::Subscribe | Method::Refer)
-        {
+        if matches!(
+            request.method,
+            Method::Invite | Method::Update | Method::Subscribe | Method::Refer
+        ) {
             request.set_header("Contact", outbound::contact_value(local, protocol));
         }
         let target = Target { protocol, ..target };
@@ -162,7 +185,12 @@ impl Call {
     /// A client transaction got no answer (timer B or F, `timer` set) or could not send.
     async fn on_txn_failed(&mut self, index: usize, timer: Option<Timer>) {
         let purpose = self.txns[index].purpose;
-        debug!(?timer, ?purpose, leg = self.txns[index].leg.as_str(), "transaction failed");
+        debug!(
+            ?timer,
+            ?purpose,
+            leg = self.txns[index].leg.as_str(),
+            "transaction failed"
+        );
         match purpose {
             Purpose::BInvite if self.phase == Phase::Proceeding => {
                 let failure = if timer.is_some() {
@@ -217,7 +245,10 @@ impl Call {
         let mut response = Response::to_request(&self.a_invite, status, reason, tag);
         if (101..300).contains(&status) {
             let protocol = self.a.target.protocol;
-            response.push_header("Contact", outbound::contact_value(self.ctx.local_addr(), protocol));
+            response.push_header(
+                "Contact",
+                outbound::contact_value(self.ctx.local_addr(), protocol),
+            );
         }
         if (200..300).contains(&status) {
             response.push_header("Allow", ALLOW);
