@@ -195,6 +195,7 @@ impl Txn {
         bytes: Bytes,
         now: Instant,
     ) -> Result<Vec<Action>, TransactionError> {
+        self.final_seen |= status >= 200;
         match &mut self.machine {
             Machine::InviteServer(machine) => machine.send_response(status, bytes, now),
             Machine::NonInviteServer(machine) => machine.send_response(status, bytes, now),

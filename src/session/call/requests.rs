@@ -218,6 +218,7 @@ impl Call {
     fn invite_in_progress(&self, leg: LegId, branch: &Branch) -> bool {
         self.txns.iter().any(|txn| {
             txn.method == Method::Invite
+                && !txn.final_seen
                 && !txn.is_terminated()
                 && !(txn.leg == leg && txn.branch == *branch)
                 && (txn.purpose == Purpose::Relay || txn.purpose == Purpose::Incoming)

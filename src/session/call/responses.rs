@@ -224,6 +224,9 @@ impl Call {
             "Via",
             outbound::via_value(local, target.protocol, branch.as_str()),
         );
+        // Contact in an ACK is optional; some user agents take the next request's target
+        // from the last message received, so it is sent as other B2BUAs do.
+        ack.set_header("Contact", outbound::contact_value(local, target.protocol));
         let seq = ack.cseq().map(|cseq| cseq.seq).unwrap_or(0);
         let bytes = ack.encode();
         self.last_acks
