@@ -93,9 +93,6 @@ pub(super) struct Call {
     /// The caller's INVITE, kept to answer it and its retransmissions.
     a_invite: Request,
     a_invite_branch: Branch,
-    /// The INVITE sent to the agent, kept to build CANCEL.
-    b_invite: Request,
-    b_invite_target: Target,
     txns: Vec<Txn>,
     anchor: Option<Anchor>,
     ring_deadline: Option<Instant>,
@@ -258,8 +255,6 @@ impl Call {
             },
             a_invite: invite,
             a_invite_branch: a_invite_branch.clone(),
-            b_invite: Request::new(Method::Invite, agent),
-            b_invite_target: response_target,
             txns: Vec::new(),
             anchor: None,
             ring_deadline: None,
@@ -290,11 +285,6 @@ impl Call {
         if b_target.is_none() {
             warn!(agent = %call.b.dialog.remote_target, "agent target does not resolve");
             call.fail(Failure::Transport).await;
-            return Some(call);
-        }
-        if !call.ctx.trusted.contains(source.ip()) {
-            // The dispatcher already checks this; kept as a guard for future callers.
-            call.fail(Failure::Internal).await;
             return Some(call);
         }
 
@@ -355,12 +345,8 @@ impl Call {
 
         let now = Instant::now();
         let target = self.b.target;
-        let branch = self
-            .send_request(LegId::B, &mut invite, target, Purpose::BInvite, now)
+        self.send_request(LegId::B, &mut invite, target, Purpose::BInvite, now)
             .await;
-        self.b_invite = invite;
-        self.b_invite_target = target;
-        let _ = branch;
         self.ring_deadline =
             Some(now + Duration::from_secs(self.ctx.config.agent.ring_timeout_secs));
     }

@@ -220,7 +220,7 @@ impl Call {
             txn.method == Method::Invite
                 && !txn.final_seen
                 && !txn.is_terminated()
-                && !(txn.leg == leg && txn.branch == *branch)
+                && (txn.leg != leg || txn.branch != *branch)
                 && (txn.purpose == Purpose::Relay || txn.purpose == Purpose::Incoming)
         }) || !self.pending_acks.is_empty()
     }

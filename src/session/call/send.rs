@@ -406,9 +406,7 @@ impl Call {
         let Some(target) = target else {
             return;
         };
-        if target.protocol.is_reliable() {
-            // The transport is reliable, but the ACK is still awaited for the timeout.
-        }
+        // Over TCP nothing is retransmitted, but the ACK is still awaited until give_up.
         let now = Instant::now();
         let t1 = self.ctx.timers.t1();
         self.pending_2xx.retain(|pending| pending.leg != leg);
