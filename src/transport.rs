@@ -2,7 +2,7 @@
 //! address, outgoing TCP connections reused by remote address, and the rule that sends a
 //! request too large for UDP over TCP.
 //!
-//! The transport knows bytes and addresses only. It frames TCP streams by Content-Length,
+//! The transport handles bytes and addresses only. It frames TCP streams by Content-Length,
 //! hands every datagram or framed message to a [`Handler`], and never parses SIP beyond
 //! that.
 
@@ -37,7 +37,7 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    /// The token used in Via headers (RFC 3261 §20.42).
+    /// Returns the token used in Via headers (RFC 3261 §20.42).
     pub fn via_token(self) -> &'static str {
         match self {
             Protocol::Udp => "UDP",
@@ -50,7 +50,7 @@ impl Protocol {
     }
 }
 
-/// Where a message goes: a socket address and the protocol to reach it with.
+/// A destination: a socket address and the protocol to reach it with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Target {
     pub addr: SocketAddr,
