@@ -118,7 +118,7 @@ pub fn tcp_port_taken(port: u16) -> bool {
     TcpListener::bind((LOOPBACK, port)).is_err()
 }
 
-/// Polls `condition` every 20 ms until it holds or `limit` passes.
+/// Polls `condition` every 20 ms until it is true or `limit` passes.
 pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     loop {
@@ -178,8 +178,10 @@ impl Drop for TestDir {
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
     pub trusted: Vec<String>,
-    /// `None` sends calls to the agent SIPp at `Ports::agent` over UDP.
+    /// `None` sends calls to the agent SIPp at `Ports::agent`.
     pub agent_target: Option<String>,
+    /// Adds `;transport=tcp` to the default agent target.
+    pub agent_over_tcp: bool,
     pub ring_timeout_secs: u64,
     pub t1_ms: u64,
     pub t2_ms: u64,
@@ -194,6 +196,7 @@ impl Default for EngineSettings {
         EngineSettings {
             trusted: vec!["127.0.0.0/8".to_owned()],
             agent_target: None,
+            agent_over_tcp: false,
             ring_timeout_secs: 20,
             t1_ms: 500,
             t2_ms: 4000,
@@ -207,10 +210,15 @@ impl Default for EngineSettings {
 
 impl EngineSettings {
     pub fn to_toml(&self, ports: &Ports) -> String {
+        let transport = if self.agent_over_tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        };
         let target = self
             .agent_target
             .clone()
-            .unwrap_or_else(|| format!("sip:agent@127.0.0.1:{}", ports.agent()));
+            .unwrap_or_else(|| format!("sip:agent@127.0.0.1:{}{transport}", ports.agent()));
         let trusted: Vec<String> = self.trusted.iter().map(|t| format!("{t:?}")).collect();
         format!(
             "[sip]\n\
@@ -302,8 +310,8 @@ impl Engine {
             "the engine did not accept TCP on {address} within {ENGINE_START:?}; its log:\n{}",
             engine.log()
         );
-        // NOTE: the UDP socket has no readiness probe that does not depend on the
-        // engine's answers, so the TCP listener stands for both; the server binds UDP first.
+        // NOTE: only the TCP listener is probed, because a UDP probe needs a response from
+        // the engine. If UDP is bound later, SIPp retransmits the first INVITE.
         engine
     }
 
@@ -676,11 +684,11 @@ pub fn trace_messages(trace: &str) -> Vec<TracedMessage> {
             });
         } else if line.starts_with("-----------------------------------------------") {
             messages.extend(current.take());
-        } else if let Some(message) = current.as_mut() {
-            if !(message.text.is_empty() && line.trim().is_empty()) {
-                message.text.push_str(line);
-                message.text.push('\n');
-            }
+        } else if let Some(message) = current.as_mut()
+            && !(message.text.is_empty() && line.trim().is_empty())
+        {
+            message.text.push_str(line);
+            message.text.push('\n');
         }
     }
     messages.extend(current);
@@ -765,4 +773,98 @@ pub fn read_when_written(path: &Path, limit: Duration) -> Option<String> {
         content.is_some()
     });
     content
+}
+
+/// One call-flow test: its directory, ports and the engine running on them.
+pub struct Harness {
+    pub engine: Engine,
+    pub settings: EngineSettings,
+    pub ports: Ports,
+    pub dir: TestDir,
+}
+
+impl Harness {
+    /// Starts the engine for `test` with `settings`.
+    pub fn start(test: &str, settings: EngineSettings) -> Harness {
+        require_sipp();
+        let dir = TestDir::new(test);
+        let ports = Ports::allocate();
+        let engine = Engine::start(&dir, &ports, &settings);
+        Harness {
+            engine,
+            settings,
+            ports,
+            dir,
+        }
+    }
+
+    /// A SIPp agent named `agent` on the agent port.
+    pub fn agent(&self, scenario: &Path) -> SippBuilder {
+        SippBuilder::agent(
+            &self.dir,
+            "agent",
+            scenario,
+            self.ports.agent(),
+            self.ports.agent_media(),
+        )
+    }
+
+    /// A SIPp caller named `caller` that calls the engine.
+    pub fn caller(&self, scenario: &Path) -> SippBuilder {
+        SippBuilder::caller(
+            &self.dir,
+            "caller",
+            scenario,
+            self.ports.caller(),
+            self.ports.caller_media(),
+            self.ports.engine(),
+        )
+    }
+
+    /// Another SIPp caller, named `second_caller`, with its own ports.
+    pub fn second_caller(&self, scenario: &Path) -> SippBuilder {
+        SippBuilder::caller(
+            &self.dir,
+            "second_caller",
+            scenario,
+            self.ports.second_caller(),
+            self.ports.second_caller_media(),
+            self.ports.engine(),
+        )
+    }
+
+    /// Asserts that the engine still runs, stops it with SIGTERM and asserts exit status 0.
+    pub fn stop(self) {
+        let grace = Duration::from_secs(self.settings.grace_period_secs);
+        let Harness { engine, dir, .. } = self;
+        engine.stop(grace, Duration::from_secs(5));
+        drop(dir);
+    }
+
+    /// Asserts that the SDP the caller got and the SDP the agent got both point at the
+    /// engine's relay (127.0.0.1 and a port in the relay range), so media is anchored.
+    pub fn assert_media_anchored(&self, caller: &Sipp, agent: &Sipp) {
+        let relay = self.ports.relay_min()..=self.ports.relay_max();
+        let answer = first_received(caller, "SIP/2.0 200").expect("the caller received a 200");
+        let offer = first_received(agent, "INVITE").expect("the agent received an INVITE");
+        for (side, message) in [("caller", &answer), ("agent", &offer)] {
+            let port = message.audio_port();
+            assert!(
+                port.is_some_and(|port| relay.contains(&port)),
+                "the SDP the {side} received has m=audio port {port:?}, not in the relay \
+                 range {relay:?}:\n{}",
+                message.text
+            );
+            assert!(
+                message.text.contains("c=IN IP4 127.0.0.1"),
+                "the SDP the {side} received does not point at 127.0.0.1:\n{}",
+                message.text
+            );
+        }
+        assert_ne!(
+            answer.audio_port(),
+            offer.audio_port(),
+            "both legs got the same relay port"
+        );
+    }
 }
