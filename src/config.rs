@@ -257,7 +257,7 @@ pub fn check_file(path: &Path) -> Result<Vec<Problem>, LoadError> {
     }
 }
 
-/// Why a configuration file could not be loaded.
+/// Failure to load a configuration file.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("failed to read {}: {source}", path.display())]

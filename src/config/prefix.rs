@@ -12,7 +12,7 @@ pub struct IpPrefix {
     length: u8,
 }
 
-/// Why a `sip.trusted` entry is not a valid [`IpPrefix`].
+/// Reason a `sip.trusted` entry is not a valid [`IpPrefix`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PrefixError {
     #[error("{0:?} is not an IP address or CIDR prefix such as 192.0.2.0/24")]

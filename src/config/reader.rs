@@ -401,7 +401,7 @@ impl<'i> Reader<'i> {
         self.positions.get(section).map_or(0, |span| span.start)
     }
 
-    /// Whether any of `fields` already has a problem, in which case `config` holds its
+    /// Whether any of `fields` already has a problem, in which case `config` keeps its
     /// default instead and a check across values would report something false.
     fn failed(&self, fields: &[&str]) -> bool {
         fields.iter().any(|field| {
