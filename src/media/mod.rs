@@ -16,6 +16,7 @@ mod payload;
 mod ports;
 mod session;
 mod stream;
+mod tone;
 
 #[cfg(test)]
 mod tests;
@@ -30,6 +31,7 @@ pub use payload::{PayloadMap, TelephoneEventPacket};
 pub use ports::{PortPair, PortPool};
 pub use session::MediaSession;
 pub use stream::{RELATCH_SILENCE, RelayCounters};
+pub use tone::{G711, Ringback};
 
 /// Errors of the relay.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,8 @@ pub enum MediaError {
     NoRuntime,
     #[error("media stream {stream} does not exist; the session has {count} streams")]
     NoSuchStream { stream: usize, count: usize },
+    #[error("relay side {side:?} has no sockets")]
+    NoSuchSide { side: Side },
 }
 
 /// One side of the relay.
@@ -59,14 +63,17 @@ pub enum Side {
     A,
     /// The leg facing the agent.
     B,
+    /// The leg facing a remote hotline during a transfer; allocated on demand.
+    C,
 }
 
 impl Side {
-    /// Returns the side that packets from this side are relayed to.
+    /// Returns the side that packets from this side are relayed to by default: A and B
+    /// to each other, C to A.
     pub fn other(self) -> Side {
         match self {
             Side::A => Side::B,
-            Side::B => Side::A,
+            Side::B | Side::C => Side::A,
         }
     }
 
@@ -74,6 +81,15 @@ impl Side {
         match self {
             Side::A => 0,
             Side::B => 1,
+            Side::C => 2,
+        }
+    }
+
+    /// The side whose payload numbering applies: C stands where B stood once bridged.
+    fn map_side(self) -> Side {
+        match self {
+            Side::C => Side::B,
+            side => side,
         }
     }
 }

@@ -61,7 +61,7 @@ impl PayloadMap {
     /// side's observer. Numbers above 127 are ignored.
     pub fn with_telephone_event(mut self, side: Side, payload_type: u8) -> PayloadMap {
         if payload_type < 128 {
-            self.telephone_event[side.index()] |= 1u128 << payload_type;
+            self.telephone_event[side.map_side().index()] |= 1u128 << payload_type;
         }
         self
     }
@@ -70,15 +70,16 @@ impl PayloadMap {
     /// `from`. Only the low 7 bits of `payload_type` are used.
     pub fn translate(&self, from: Side, payload_type: u8) -> u8 {
         let index = usize::from(payload_type & 0x7f);
-        match from {
+        match from.map_side() {
             Side::A => self.a_to_b[index],
-            Side::B => self.b_to_a[index],
+            _ => self.b_to_a[index],
         }
     }
 
     /// Returns whether `payload_type` carries telephone events when received from `side`.
     pub fn is_telephone_event(&self, side: Side, payload_type: u8) -> bool {
-        payload_type < 128 && self.telephone_event[side.index()] & (1u128 << payload_type) != 0
+        let bit = 1u128.checked_shl(u32::from(payload_type)).unwrap_or(0);
+        self.telephone_event[side.map_side().index()] & bit != 0
     }
 }
 

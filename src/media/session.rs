@@ -11,7 +11,8 @@ use tracing::{Instrument, debug, debug_span};
 
 use super::stream::{Activity, Control, Relay, SideCounters};
 use super::{
-    MediaError, PayloadMap, PortPool, RelayCounters, RemoteEndpoint, Side, TelephoneEventPacket,
+    MediaError, PayloadMap, PortPool, RelayCounters, RemoteEndpoint, Ringback, Side,
+    TelephoneEventPacket,
 };
 
 /// The media of one call: one relay stream per `m=` line, each with a port pair on side A
@@ -26,15 +27,17 @@ pub struct MediaSession {
     activity: Arc<Activity>,
     hold: watch::Sender<bool>,
     inactivity_timeout: Option<Duration>,
-    /// Telephone-event observers of side A and side B, for streams added later.
-    observers: [Option<mpsc::Sender<TelephoneEventPacket>>; 2],
+    /// Telephone-event observers of sides A, B and C, for streams added later.
+    observers: [Option<mpsc::Sender<TelephoneEventPacket>>; 3],
+    /// Whether side C (a transfer target) has sockets.
+    side_c: bool,
 }
 
 #[derive(Debug)]
 struct StreamHandle {
-    /// Local RTP address of side A and side B.
-    local: [SocketAddr; 2],
-    counters: Arc<[SideCounters; 2]>,
+    /// Local RTP address of sides A, B and C (C only while allocated).
+    local: [Option<SocketAddr>; 3],
+    counters: Arc<[SideCounters; 3]>,
     control: mpsc::UnboundedSender<Control>,
     task: JoinHandle<()>,
 }
@@ -59,7 +62,8 @@ impl MediaSession {
             activity: Arc::new(Activity::new()),
             hold: watch::Sender::new(false),
             inactivity_timeout,
-            observers: [None, None],
+            observers: [None, None, None],
+            side_c: false,
         };
         for _ in 0..streams {
             session.add_stream()?;
@@ -77,10 +81,23 @@ impl MediaSession {
         let index = self.streams.len();
         let a = self.pool.allocate()?;
         let b = self.pool.allocate()?;
-        let local = [a.rtp_addr(), b.rtp_addr()];
-        let counters = Arc::new([SideCounters::default(), SideCounters::default()]);
+        let c = if self.side_c {
+            Some(self.pool.allocate()?)
+        } else {
+            None
+        };
+        let local = [
+            Some(a.rtp_addr()),
+            Some(b.rtp_addr()),
+            c.as_ref().map(|pair| pair.rtp_addr()),
+        ];
+        let counters = Arc::new(Default::default());
         let (control, control_receiver) = mpsc::unbounded_channel();
-        for side in [Side::A, Side::B] {
+        if let Some(c) = c {
+            // The receiver is alive: it is handed to the relay below.
+            let _ = control.send(Control::Side(Side::C, Some(c)));
+        }
+        for side in [Side::A, Side::B, Side::C] {
             if let Some(observer) = &self.observers[side.index()] {
                 // The receiver is alive: it is handed to the relay below.
                 let _ = control.send(Control::Observer(side, Some(observer.clone())));
@@ -94,9 +111,10 @@ impl MediaSession {
             Arc::clone(&self.activity),
             control_receiver,
         );
-        let span = debug_span!("media", stream = index, a = %local[0], b = %local[1]);
+        let (a, b) = (address_text(&local[0]), address_text(&local[1]));
+        let span = debug_span!("media", stream = index, a = %a, b = %b);
         let task = tokio::spawn(relay.run().instrument(span));
-        debug!(stream = index, a = %local[0], b = %local[1], "media stream started");
+        debug!(stream = index, a = %a, b = %b, "media stream started");
 
         self.streams.push(StreamHandle {
             local,
@@ -119,7 +137,73 @@ impl MediaSession {
     ///
     /// [`MediaError::NoSuchStream`] for an index past the last stream.
     pub fn local_addr(&self, side: Side, stream: usize) -> Result<SocketAddr, MediaError> {
-        Ok(self.stream(stream)?.local[side.index()])
+        self.stream(stream)?.local[side.index()].ok_or(MediaError::NoSuchSide { side })
+    }
+
+    /// Allocates side C on every stream, for the leg toward a transfer target. Packets
+    /// from C are dropped until [`MediaSession::set_route`] sends them somewhere.
+    ///
+    /// # Errors
+    ///
+    /// Any error of [`PortPool::allocate`]; ports already allocated for C are freed.
+    pub fn add_side_c(&mut self) -> Result<(), MediaError> {
+        if self.side_c {
+            return Ok(());
+        }
+        let mut pairs = Vec::with_capacity(self.streams.len());
+        for _ in &self.streams {
+            pairs.push(self.pool.allocate()?);
+        }
+        for (stream, pair) in self.streams.iter_mut().zip(pairs) {
+            stream.local[Side::C.index()] = Some(pair.rtp_addr());
+            let _ = stream.control.send(Control::Side(Side::C, Some(pair)));
+        }
+        self.side_c = true;
+        Ok(())
+    }
+
+    /// Frees side C's sockets and stops routing anything to or from it.
+    pub fn remove_side_c(&mut self) {
+        if !self.side_c {
+            return;
+        }
+        for stream in &mut self.streams {
+            stream.local[Side::C.index()] = None;
+            let _ = stream.control.send(Control::Side(Side::C, None));
+            let _ = stream.control.send(Control::Route(Side::C, None));
+        }
+        self.side_c = false;
+    }
+
+    /// Sets where packets from `from` go on every stream: `Some(side)` forwards them,
+    /// `None` drops them. By default A and B are bridged and C goes nowhere.
+    pub fn set_route(&self, from: Side, to: Option<Side>) {
+        for stream in &self.streams {
+            let _ = stream.control.send(Control::Route(from, to));
+        }
+    }
+
+    /// Starts generated ringback toward side A on the first stream, or stops it.
+    pub fn set_ringback(&self, ringback: Option<Ringback>) {
+        if let Some(stream) = self.streams.first() {
+            let _ = stream.control.send(Control::Ringback(ringback));
+        }
+    }
+
+    /// Holds back `side`'s telephone events from the first press of a key whose event
+    /// code is in `prefix` (bit n for event n, 10 for `*`, 11 for `#`) until
+    /// [`MediaSession::release_event_gate`]; 0 disarms the gate.
+    pub fn arm_event_gate(&self, side: Side, prefix: u16) {
+        for stream in &self.streams {
+            let _ = stream.control.send(Control::GateArm(side, prefix));
+        }
+    }
+
+    /// Lets `side`'s telephone events through again, from the next event on.
+    pub fn release_event_gate(&self, side: Side) {
+        for stream in &self.streams {
+            let _ = stream.control.send(Control::GateRelease(side));
+        }
     }
 
     /// Sets where `side`'s endpoint wants media for `stream`, from its latest SDP. If the
@@ -223,6 +307,10 @@ impl MediaSession {
         let _ = self.stream(stream)?.control.send(command);
         Ok(())
     }
+}
+
+fn address_text(address: &Option<SocketAddr>) -> String {
+    address.map_or_else(|| "-".to_owned(), |address| address.to_string())
 }
 
 impl Drop for MediaSession {

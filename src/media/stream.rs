@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tracing::{debug, trace, warn};
 
 use super::packet::{self, PacketKind};
+use super::tone::{PACKET_INTERVAL, Ringback, ToneGenerator};
 use super::{PayloadMap, PortPair, RemoteEndpoint, Side, TelephoneEventPacket};
 
 /// How long a latched source must be silent before packets from another source may take
@@ -116,6 +117,48 @@ pub(super) enum Control {
     Remote(Side, RemoteEndpoint),
     PayloadMap(Box<PayloadMap>),
     Observer(Side, Option<mpsc::Sender<TelephoneEventPacket>>),
+    /// Adds the sockets of a side (C) or removes them (`None`).
+    Side(Side, Option<PortPair>),
+    /// Sets where packets from a side go; `None` drops them.
+    Route(Side, Option<Side>),
+    /// Starts (or stops, with `None`) generated ringback toward side A.
+    Ringback(Option<Ringback>),
+    /// Arms the event gate of a side with the event codes that start a feature code
+    /// (bit n for event n), or disarms it with 0.
+    GateArm(Side, u16),
+    /// Stops suppressing a side's telephone events after the current event ends.
+    GateRelease(Side),
+}
+
+/// Holds back a side's telephone events from the moment one of the prefix keys (such as
+/// `*`) is pressed until the session releases the gate, so that the digits of a feature
+/// code never reach the other party.
+#[derive(Debug, Default)]
+struct EventGate {
+    prefix: u16,
+    suppressing: bool,
+    /// RTP timestamp of the last event held back, whose end packets keep being held back
+    /// after a release.
+    last_event: Option<u32>,
+}
+
+impl EventGate {
+    /// Returns whether a telephone-event packet with `event` code and RTP `timestamp` is
+    /// held back.
+    fn holds(&mut self, event: u8, timestamp: u32) -> bool {
+        if self.prefix == 0 {
+            return false;
+        }
+        let starts_code = event < 16 && self.prefix & (1 << event) != 0;
+        if !self.suppressing && starts_code && self.last_event != Some(timestamp) {
+            self.suppressing = true;
+        }
+        if self.suppressing || self.last_event == Some(timestamp) {
+            self.last_event = Some(timestamp);
+            return true;
+        }
+        false
+    }
 }
 
 /// The socket of a side that a datagram arrived on.
@@ -211,9 +254,14 @@ impl Leg {
 /// The state of one stream's task.
 pub(super) struct Relay {
     index: usize,
-    legs: [Leg; 2],
+    /// Sides A and B always have sockets; side C only during a transfer.
+    legs: [Option<Leg>; 3],
+    /// Where packets from each side go.
+    routes: [Option<Side>; 3],
+    gates: [EventGate; 3],
+    ringback: Option<(ToneGenerator, tokio::time::Interval)>,
     map: PayloadMap,
-    counters: Arc<[SideCounters; 2]>,
+    counters: Arc<[SideCounters; 3]>,
     activity: Arc<Activity>,
     control: mpsc::UnboundedReceiver<Control>,
     buffer: Box<[u8]>,
@@ -223,14 +271,17 @@ impl Relay {
     pub(super) fn new(
         index: usize,
         sockets: [PortPair; 2],
-        counters: Arc<[SideCounters; 2]>,
+        counters: Arc<[SideCounters; 3]>,
         activity: Arc<Activity>,
         control: mpsc::UnboundedReceiver<Control>,
     ) -> Relay {
         let [a, b] = sockets;
         Relay {
             index,
-            legs: [Leg::new(a), Leg::new(b)],
+            legs: [Some(Leg::new(a)), Some(Leg::new(b)), None],
+            routes: [Some(Side::B), Some(Side::A), None],
+            gates: Default::default(),
+            ringback: None,
             map: PayloadMap::identity(),
             counters,
             activity,
@@ -250,10 +301,16 @@ impl Relay {
                     }
                     continue;
                 }
-                ready = self.legs[0].sockets.rtp.readable() => (Side::A, Port::Rtp, ready),
-                ready = self.legs[0].sockets.rtcp.readable() => (Side::A, Port::Rtcp, ready),
-                ready = self.legs[1].sockets.rtp.readable() => (Side::B, Port::Rtp, ready),
-                ready = self.legs[1].sockets.rtcp.readable() => (Side::B, Port::Rtcp, ready),
+                ready = readable(&self.legs[0], Port::Rtp) => (Side::A, Port::Rtp, ready),
+                ready = readable(&self.legs[0], Port::Rtcp) => (Side::A, Port::Rtcp, ready),
+                ready = readable(&self.legs[1], Port::Rtp) => (Side::B, Port::Rtp, ready),
+                ready = readable(&self.legs[1], Port::Rtcp) => (Side::B, Port::Rtcp, ready),
+                ready = readable(&self.legs[2], Port::Rtp) => (Side::C, Port::Rtp, ready),
+                ready = readable(&self.legs[2], Port::Rtcp) => (Side::C, Port::Rtcp, ready),
+                () = tick(&mut self.ringback) => {
+                    self.send_ringback();
+                    continue;
+                }
             };
             if let Err(error) = ready {
                 warn!(stream = self.index, ?side, ?port, %error, "relay socket failed, stream stopped");
@@ -268,17 +325,67 @@ impl Relay {
             Control::Remote(side, remote) => {
                 debug!(stream = self.index, ?side, rtp = %remote.rtp, rtcp_mux = remote.rtcp_mux,
                     "media remote set");
-                self.legs[side.index()].set_remote(remote);
+                if let Some(leg) = &mut self.legs[side.index()] {
+                    leg.set_remote(remote);
+                }
             }
             Control::PayloadMap(map) => self.map = *map,
-            Control::Observer(side, observer) => self.legs[side.index()].observer = observer,
+            Control::Observer(side, observer) => {
+                if let Some(leg) = &mut self.legs[side.index()] {
+                    leg.observer = observer;
+                }
+            }
+            Control::Side(side, sockets) => {
+                let observer = self.legs[side.index()]
+                    .as_mut()
+                    .and_then(|leg| leg.observer.take());
+                self.legs[side.index()] = sockets.map(|sockets| {
+                    let mut leg = Leg::new(sockets);
+                    leg.observer = observer;
+                    leg
+                });
+            }
+            Control::Route(from, to) => {
+                debug!(stream = self.index, ?from, ?to, "media route set");
+                self.routes[from.index()] = to;
+            }
+            Control::Ringback(spec) => {
+                self.ringback = spec.map(|spec| {
+                    let mut interval = tokio::time::interval(PACKET_INTERVAL);
+                    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                    (ToneGenerator::new(spec), interval)
+                });
+            }
+            Control::GateArm(side, prefix) => {
+                self.gates[side.index()] = EventGate {
+                    prefix,
+                    ..EventGate::default()
+                };
+            }
+            Control::GateRelease(side) => self.gates[side.index()].suppressing = false,
+        }
+    }
+
+    /// Sends one generated ringback packet toward side A.
+    fn send_ringback(&mut self) {
+        let Some((generator, _)) = &mut self.ringback else {
+            return;
+        };
+        let length = generator.next_packet(&mut self.buffer);
+        let Some(leg) = &self.legs[Side::A.index()] else {
+            return;
+        };
+        if let Some((socket, destination)) = leg.destination(PacketKind::Rtp) {
+            let _ = socket.try_send_to(&self.buffer[..length], destination);
         }
     }
 
     /// Relays the datagrams waiting on one socket, up to [`BATCH`].
     fn drain(&mut self, side: Side, port: Port) {
         for _ in 0..BATCH {
-            let leg = &self.legs[side.index()];
+            let Some(leg) = &self.legs[side.index()] else {
+                return;
+            };
             let socket = match port {
                 Port::Rtp => &leg.sockets.rtp,
                 Port::Rtcp => &leg.sockets.rtcp,
@@ -304,8 +411,8 @@ impl Relay {
         let Some(kind) = self.admit(side, port, length, source) else {
             return;
         };
-        if kind == PacketKind::Rtp {
-            self.translate(side, length, source);
+        if kind == PacketKind::Rtp && !self.translate(side, length, source) {
+            return;
         }
         self.forward(side, kind, length);
     }
@@ -332,7 +439,7 @@ impl Relay {
         };
 
         let now = Instant::now();
-        let leg = &mut self.legs[side.index()];
+        let leg = self.legs[side.index()].as_mut()?;
         let latch = match port {
             Port::Rtp => &mut leg.rtp_latch,
             Port::Rtcp => &mut leg.rtcp_latch,
@@ -357,25 +464,45 @@ impl Relay {
     }
 
     /// Hands telephone events to the observer and rewrites the payload type of the RTP
-    /// packet in the buffer for the other side.
-    fn translate(&mut self, side: Side, length: usize, source: SocketAddr) {
+    /// packet in the buffer for the other side. Returns false when the side's event gate
+    /// holds the packet back.
+    fn translate(&mut self, side: Side, length: usize, source: SocketAddr) -> bool {
         let packet = &mut self.buffer[..length];
         let payload_type = packet::payload_type(packet);
         if self.map.is_telephone_event(side, payload_type) {
-            let observer = self.legs[side.index()].observer.as_ref();
+            let observer = self.legs[side.index()]
+                .as_ref()
+                .and_then(|leg| leg.observer.as_ref());
             notify_observer(observer, self.index, side, source, packet);
+            if let Ok(reader) = RtpReader::new(packet)
+                && let Some(&event) = reader.payload().first()
+                && self.gates[side.index()].holds(event, reader.timestamp())
+            {
+                trace!(
+                    stream = self.index,
+                    ?side,
+                    event,
+                    "telephone event held back"
+                );
+                return false;
+            }
         }
         let translated = self.map.translate(side, payload_type);
         if translated != payload_type {
             packet::set_payload_type(packet, translated);
         }
+        true
     }
 
     /// Sends the datagram in the buffer to the other side's endpoint.
     fn forward(&self, from: Side, kind: PacketKind, length: usize) {
-        let to = from.other();
         let received = &self.counters[from.index()];
-        let Some((socket, destination)) = self.legs[to.index()].destination(kind) else {
+        let Some(to) = self.routes[from.index()] else {
+            increment(&received.dropped_unroutable, 1);
+            return;
+        };
+        let leg = self.legs[to.index()].as_ref();
+        let Some((socket, destination)) = leg.and_then(|leg| leg.destination(kind)) else {
             trace!(
                 stream = self.index,
                 ?from,
@@ -397,6 +524,27 @@ impl Relay {
                 increment(&received.dropped_unroutable, 1);
             }
         }
+    }
+}
+
+/// Completes when the side has a socket for `port` and it is readable; never without one.
+async fn readable(leg: &Option<Leg>, port: Port) -> io::Result<()> {
+    let Some(leg) = leg else {
+        return std::future::pending().await;
+    };
+    match port {
+        Port::Rtp => leg.sockets.rtp.readable().await,
+        Port::Rtcp => leg.sockets.rtcp.readable().await,
+    }
+}
+
+/// Completes at the next ringback packet time; never while no ringback plays.
+async fn tick(ringback: &mut Option<(ToneGenerator, tokio::time::Interval)>) {
+    match ringback {
+        Some((_, interval)) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

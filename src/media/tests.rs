@@ -690,3 +690,148 @@ async fn observer_reaches_added_stream() {
     assert_eq!(seen.stream, 1);
     assert_eq!(seen.side, Side::B);
 }
+
+/// Builds a call whose pool also has room for side C.
+async fn call_with_room_for_c(first_port: u16) -> Call {
+    let session = MediaSession::new(&pool(first_port, 3), None, 1).unwrap();
+    let caller = endpoint().await;
+    let agent = endpoint().await;
+    session.set_remote(Side::A, 0, remote(&caller)).unwrap();
+    session.set_remote(Side::B, 0, remote(&agent)).unwrap();
+    let relay_a = session.local_addr(Side::A, 0).unwrap();
+    let relay_b = session.local_addr(Side::B, 0).unwrap();
+    Call {
+        session,
+        caller,
+        agent,
+        relay_a,
+        relay_b,
+    }
+}
+
+#[tokio::test]
+async fn side_c_bridges_caller_to_remote() {
+    let mut call = call_with_room_for_c(11600).await;
+    assert!(call.session.local_addr(Side::C, 0).is_err());
+    call.session.add_side_c().unwrap();
+    let relay_c = call.session.local_addr(Side::C, 0).unwrap();
+    let remote_hotline = endpoint().await;
+    call.session
+        .set_remote(Side::C, 0, remote(&remote_hotline))
+        .unwrap();
+    call.session.set_route(Side::A, Some(Side::C));
+    call.session.set_route(Side::C, Some(Side::A));
+    call.session.set_route(Side::B, None);
+
+    let from_caller = rtp(8, 1, false, &[1; 160]);
+    call.caller
+        .send_to(&from_caller, call.relay_a)
+        .await
+        .unwrap();
+    let (received, source) = receive(&remote_hotline).await;
+    assert_eq!(received, from_caller);
+    assert_eq!(source, relay_c);
+
+    let from_remote = rtp(8, 7, false, &[2; 160]);
+    remote_hotline.send_to(&from_remote, relay_c).await.unwrap();
+    let (received, source) = receive(&call.caller).await;
+    assert_eq!(received, from_remote);
+    assert_eq!(source, call.relay_a);
+
+    // The agent is cut off: its packets go nowhere.
+    call.agent
+        .send_to(&rtp(8, 2, false, &[3; 160]), call.relay_b)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let counters = call.session.counters(Side::B, 0).unwrap();
+    assert_eq!(counters.dropped_unroutable, 1);
+}
+
+#[tokio::test]
+async fn side_c_removal_restores_agent() {
+    let mut call = call_with_room_for_c(11620).await;
+    call.session.add_side_c().unwrap();
+    call.session.set_route(Side::A, Some(Side::C));
+    call.session.remove_side_c();
+    call.session.set_route(Side::A, Some(Side::B));
+    assert!(call.session.local_addr(Side::C, 0).is_err());
+
+    let packet = rtp(8, 1, false, &[9; 160]);
+    call.caller.send_to(&packet, call.relay_a).await.unwrap();
+    let (received, _) = receive(&call.agent).await;
+    assert_eq!(received, packet);
+}
+
+#[tokio::test]
+async fn ringback_reaches_caller() {
+    let call = call(11640).await;
+    call.session.set_ringback(Some(Ringback {
+        law: G711::ALaw,
+        payload_type: 8,
+    }));
+    let (first, source) = receive(&call.caller).await;
+    let (second, _) = receive(&call.caller).await;
+    assert_eq!(source, call.relay_a);
+    assert_eq!(first.len(), 172);
+    assert_eq!(first[1] & 0x7f, 8);
+    let sequence = |packet: &[u8]| u16::from_be_bytes([packet[2], packet[3]]);
+    assert_eq!(sequence(&second), sequence(&first).wrapping_add(1));
+    call.session.set_ringback(None);
+}
+
+/// An RFC 4733 payload: event, end bit, volume 10, duration.
+fn event_payload(event: u8, end: bool, duration: u16) -> Vec<u8> {
+    let [high, low] = duration.to_be_bytes();
+    vec![event, if end { 0x80 | 10 } else { 10 }, high, low]
+}
+
+fn event_packet(sequence: u16, timestamp: u32, payload: &[u8]) -> Vec<u8> {
+    RtpPacketBuilder::new()
+        .payload_type(101)
+        .sequence(Seq::from(sequence))
+        .timestamp(timestamp)
+        .ssrc(0x0bad_cafe)
+        .payload(payload)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn event_gate_holds_feature_code() {
+    let mut call = call(11660).await;
+    let (observer, mut observed) = mpsc::channel(16);
+    call.session.set_event_observer(Side::B, Some(observer));
+    let map = PayloadMap::identity()
+        .with_telephone_event(Side::A, 101)
+        .with_telephone_event(Side::B, 101);
+    call.session.set_payload_map(0, map).unwrap();
+    call.session.arm_event_gate(Side::B, 1 << 10);
+
+    // `5` passes, `*` starts the feature code and is held back, `1` too.
+    let five = event_packet(1, 1000, &event_payload(5, true, 800));
+    call.agent.send_to(&five, call.relay_b).await.unwrap();
+    let (received, _) = receive(&call.caller).await;
+    assert_eq!(received, five);
+
+    for (sequence, timestamp, event) in [(2, 2000, 10), (3, 3000, 1)] {
+        let packet = event_packet(sequence, timestamp, &event_payload(event, true, 800));
+        call.agent.send_to(&packet, call.relay_b).await.unwrap();
+    }
+    // The session releases the gate only after the relay has seen the digits.
+    for _ in 0..3 {
+        tokio::time::timeout(Duration::from_secs(5), observed.recv())
+            .await
+            .expect("event not observed")
+            .unwrap();
+    }
+    call.session.release_event_gate(Side::B);
+    // An end packet of the held event still arrives after the release and is held too.
+    let late_end = event_packet(4, 3000, &event_payload(1, true, 800));
+    call.agent.send_to(&late_end, call.relay_b).await.unwrap();
+    let next = event_packet(5, 4000, &event_payload(7, true, 800));
+    call.agent.send_to(&next, call.relay_b).await.unwrap();
+
+    let (received, _) = receive(&call.caller).await;
+    assert_eq!(received, next);
+}
