@@ -15,6 +15,8 @@
 //! - [`transport`]: UDP and TCP sockets, framing, connection reuse, the §18 send rules.
 //! - [`sip`]: the only module that touches `rsip`: parsing with normalisation and framing,
 //!   URI and header parsers, typed ids, message building.
+//! - [`dtmf`]: detects the keys an agent presses (RFC 4733 events and SIP INFO) and
+//!   collects them into transfer feature codes such as `*1`.
 //! - [`sdp`]: reads offers and answers and rewrites them to point at the relay.
 //! - [`media`]: the RTP/RTCP relay: port pool, latching, payload-type mapping, inactivity.
 //! - [`config`]: the TOML configuration, validated before any socket is bound.
@@ -35,6 +37,7 @@
 
 pub mod config;
 pub mod dialog;
+pub mod dtmf;
 pub mod media;
 pub mod metrics;
 pub mod sdp;
