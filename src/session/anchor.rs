@@ -1,14 +1,19 @@
 //! The media anchor of one call: the relay streams, and the SDP rewriting that points each
-//! leg at them. Side A of the relay faces leg A (the caller), side B faces leg B.
+//! leg at them. Relay side A faces leg A (the caller), side B leg B (the agent) and side C
+//! leg C (a remote hotline during a transfer).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tokio::sync::mpsc;
 
 use super::{Context, LegId, SessionId};
-use crate::media::{self, MediaError, MediaSession, PayloadMap, PortPool, RemoteEndpoint, Side};
-use crate::sdp::{self, OriginState, SdpError, SessionDescription};
+use crate::media::{
+    self, G711, MediaError, MediaSession, PayloadMap, PortPool, RemoteEndpoint, Ringback, Side,
+    TelephoneEventPacket,
+};
+use crate::sdp::{self, MediaDescription, OriginState, SdpError, SessionDescription};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnchorError {
@@ -16,6 +21,8 @@ pub enum AnchorError {
     Sdp(#[from] SdpError),
     #[error("relay: {0}")]
     Media(#[from] MediaError),
+    #[error("no sdp received from leg {0} yet")]
+    NoOffer(&'static str),
 }
 
 pub(super) struct Anchor {
@@ -23,15 +30,21 @@ pub(super) struct Anchor {
     timeout: Option<std::time::Duration>,
     relay: Option<MediaSession>,
     /// The engine's o= line toward each leg, indexed by [`index`].
-    origins: [OriginState; 2],
+    origins: [OriginState; 3],
     /// The last SDP received from each leg.
-    received: [Option<SessionDescription>; 2],
+    received: [Option<SessionDescription>; 3],
+    /// The leg whose media the caller's is bridged to.
+    peer: LegId,
+    /// Telephone-event observer and gate prefix for the agent's side, kept for a relay
+    /// created later.
+    agent_events: Option<(mpsc::Sender<TelephoneEventPacket>, u16)>,
 }
 
 fn index(leg: LegId) -> usize {
     match leg {
         LegId::A => 0,
         LegId::B => 1,
+        LegId::C => 2,
     }
 }
 
@@ -39,6 +52,7 @@ fn side(leg: LegId) -> Side {
     match leg {
         LegId::A => Side::A,
         LegId::B => Side::B,
+        LegId::C => Side::C,
     }
 }
 
@@ -46,33 +60,86 @@ impl Anchor {
     pub fn new(ctx: &Context, session: SessionId) -> Result<Anchor, AnchorError> {
         let address = ctx.media.address();
         let origin = |offset: u64| {
-            OriginState::with_session_id("-", (session.0 << 1 | offset) & (u64::MAX >> 1), address)
+            let id = (session.0.wrapping_mul(4) | offset) & (u64::MAX >> 1);
+            OriginState::with_session_id("-", id, address)
         };
         Ok(Anchor {
             pool: Arc::clone(&ctx.media),
             timeout: media::inactivity_timeout(&ctx.config.media),
             relay: None,
-            origins: [origin(0), origin(1)],
-            received: [None, None],
+            origins: [origin(0), origin(1), origin(2)],
+            received: [None, None, None],
+            peer: LegId::B,
+            agent_events: None,
         })
     }
 
     /// Takes an SDP that arrived on leg `from`, points that side of the relay at the
-    /// endpoint it describes, and returns the SDP for the other leg, rewritten to the
-    /// relay's ports on the other side.
-    pub fn relay_sdp(&mut self, from: LegId, body: &[u8]) -> Result<Bytes, AnchorError> {
+    /// endpoint it describes, and returns the SDP for leg `to`, rewritten to the relay's
+    /// ports on `to`'s side.
+    pub fn relay_sdp(&mut self, from: LegId, to: LegId, body: &[u8]) -> Result<Bytes, AnchorError> {
         let description = SessionDescription::parse(body)?;
-        let streams = description.media.len();
-        let relay = match &mut self.relay {
-            Some(relay) => relay,
-            None => self
-                .relay
-                .insert(MediaSession::new(&self.pool, self.timeout, streams)?),
-        };
+        self.apply_remote(from, &description)?;
+        let rewritten = self.rewrite_for(to, &description)?;
+        self.received[index(from)] = Some(description);
+        self.update_payload_map()?;
+        Ok(rewritten)
+    }
+
+    /// Records an SDP from leg `from` without producing one for another leg, as for the
+    /// answer of a remote hotline whose offer came from the engine.
+    pub fn accept_sdp(&mut self, from: LegId, body: &[u8]) -> Result<(), AnchorError> {
+        let description = SessionDescription::parse(body)?;
+        self.apply_remote(from, &description)?;
+        self.received[index(from)] = Some(description);
+        self.update_payload_map()
+    }
+
+    /// An offer for leg `to` built from the caller's last SDP, pointing at `to`'s side.
+    pub fn offer_from_caller(&mut self, to: LegId) -> Result<Bytes, AnchorError> {
+        let description = self.received[index(LegId::A)]
+            .clone()
+            .ok_or(AnchorError::NoOffer("a"))?;
+        self.rewrite_for(to, &description)
+    }
+
+    /// The last SDP received from `leg`, as text.
+    pub fn received_body(&self, leg: LegId) -> Option<Bytes> {
+        let description = self.received[index(leg)].as_ref()?;
+        Some(Bytes::from(description.lines().join("\r\n") + "\r\n"))
+    }
+
+    /// An offer for the caller built from the current peer's last SDP, for a re-INVITE
+    /// after a transfer to a remote with another codec.
+    pub fn offer_from_peer_for_caller(&mut self) -> Result<Bytes, AnchorError> {
+        let description = self.received[index(self.peer)]
+            .clone()
+            .ok_or(AnchorError::NoOffer("peer"))?;
+        self.rewrite_for(LegId::A, &description)
+    }
+
+    fn relay(&mut self, streams: usize) -> Result<&mut MediaSession, AnchorError> {
+        if self.relay.is_none() {
+            let mut relay = MediaSession::new(&self.pool, self.timeout, streams)?;
+            if let Some((observer, prefix)) = &self.agent_events {
+                relay.set_event_observer(Side::B, Some(observer.clone()));
+                relay.arm_event_gate(Side::B, *prefix);
+            }
+            self.relay = Some(relay);
+        }
+        let relay = self.relay.as_mut().ok_or(AnchorError::NoOffer("a"))?;
         while relay.stream_count() < streams {
             relay.add_stream()?;
         }
+        Ok(relay)
+    }
 
+    fn apply_remote(
+        &mut self,
+        from: LegId,
+        description: &SessionDescription,
+    ) -> Result<(), AnchorError> {
+        let relay = self.relay(description.media.len())?;
         let mut held = false;
         for (stream, media) in description.media.iter().enumerate() {
             held |= description.is_hold(stream);
@@ -90,35 +157,173 @@ impl Anchor {
             relay.set_remote(side(from), stream, remote)?;
         }
         relay.set_hold(held);
+        Ok(())
+    }
 
-        let to = from.other();
+    fn rewrite_for(
+        &mut self,
+        to: LegId,
+        description: &SessionDescription,
+    ) -> Result<Bytes, AnchorError> {
+        let streams = description.media.len();
+        let relay = self.relay(streams)?;
         let relays: Vec<SocketAddr> = (0..streams)
             .map(|stream| relay.local_addr(side(to), stream))
             .collect::<Result<_, _>>()?;
         let rewritten = description.rewrite(&relays, &mut self.origins[index(to)])?;
-        self.received[index(from)] = Some(description);
-        self.update_payload_maps()?;
         Ok(Bytes::from(rewritten))
     }
 
-    /// Maps payload types between the legs once both have described their media.
-    fn update_payload_maps(&self) -> Result<(), AnchorError> {
-        let (Some(a), Some(b), Some(relay)) = (&self.received[0], &self.received[1], &self.relay)
+    /// Maps payload types between the caller and its current peer once both have
+    /// described their media.
+    fn update_payload_map(&self) -> Result<(), AnchorError> {
+        let peer = self.peer;
+        let (Some(a), Some(other), Some(relay)) =
+            (&self.received[0], &self.received[index(peer)], &self.relay)
         else {
             return Ok(());
         };
-        for (stream, (media_a, media_b)) in a.media.iter().zip(&b.media).enumerate() {
-            let pairs = sdp::map_payload_types(media_a, media_b);
+        for (stream, (media_a, media_other)) in a.media.iter().zip(&other.media).enumerate() {
+            let pairs = sdp::map_payload_types(media_a, media_other);
             let mut map = PayloadMap::from_pairs(pairs.pairs());
             if let Some(&pt) = media_a.payload_types_for("telephone-event").first() {
                 map = map.with_telephone_event(Side::A, pt);
             }
-            if let Some(&pt) = media_b.payload_types_for("telephone-event").first() {
+            if let Some(&pt) = media_other.payload_types_for("telephone-event").first() {
+                map = map.with_telephone_event(Side::B, pt);
+            }
+            if peer != LegId::B
+                && let Some(agent) = &self.received[index(LegId::B)]
+                && let Some(media_b) = agent.media.get(stream)
+                && let Some(&pt) = media_b.payload_types_for("telephone-event").first()
+            {
+                // The agent's events are still watched while the caller talks to C.
                 map = map.with_telephone_event(Side::B, pt);
             }
             relay.set_payload_map(stream, map)?;
         }
         Ok(())
+    }
+
+    /// Watches the agent's telephone events and holds back those that start a feature
+    /// code (`prefix`, a mask of event codes).
+    pub fn watch_agent_events(
+        &mut self,
+        observer: mpsc::Sender<TelephoneEventPacket>,
+        prefix: u16,
+    ) {
+        if let Some(relay) = &mut self.relay {
+            relay.set_event_observer(Side::B, Some(observer.clone()));
+            relay.arm_event_gate(Side::B, prefix);
+        }
+        self.agent_events = Some((observer, prefix));
+    }
+
+    /// Lets the agent's telephone events reach the caller again.
+    pub fn release_agent_events(&self) {
+        if let Some(relay) = &self.relay {
+            relay.release_event_gate(Side::B);
+        }
+    }
+
+    /// The RTP clock rate of the agent's telephone-event payload, 8000 when unknown.
+    pub fn agent_event_clock(&self) -> u32 {
+        self.received[index(LegId::B)]
+            .as_ref()
+            .and_then(|sdp| sdp.media.first())
+            .and_then(|media| {
+                let pt = *media.payload_types_for("telephone-event").first()?;
+                media.codec(pt).map(|codec| codec.clock_rate)
+            })
+            .unwrap_or(8000)
+    }
+
+    /// Allocates the relay side toward a transfer target.
+    pub fn open_side_c(&mut self) -> Result<(), AnchorError> {
+        let streams = self.received[0].as_ref().map_or(1, |sdp| sdp.media.len());
+        self.relay(streams)?.add_side_c()?;
+        Ok(())
+    }
+
+    /// Frees the relay side toward a transfer target.
+    pub fn close_side_c(&mut self) {
+        if let Some(relay) = &mut self.relay {
+            relay.remove_side_c();
+        }
+        self.received[index(LegId::C)] = None;
+    }
+
+    /// Connects the caller's media to `peer` (B or C) both ways; the third leg's media
+    /// goes nowhere.
+    pub fn bridge(&mut self, peer: LegId) -> Result<(), AnchorError> {
+        self.peer = peer;
+        if let Some(relay) = &self.relay {
+            relay.set_route(Side::A, Some(side(peer)));
+            for leg in [LegId::B, LegId::C] {
+                let to = (leg == peer).then_some(Side::A);
+                relay.set_route(side(leg), to);
+            }
+        }
+        self.update_payload_map()
+    }
+
+    /// Sends the remote's early media to the caller while the caller's own media goes
+    /// nowhere yet.
+    pub fn early_media(&mut self) -> Result<(), AnchorError> {
+        if let Some(relay) = &self.relay {
+            relay.set_route(Side::C, Some(Side::A));
+            relay.set_route(Side::B, None);
+            relay.set_route(Side::A, None);
+        }
+        self.peer = LegId::C;
+        self.update_payload_map()
+    }
+
+    /// Cuts the caller off from the agent while a transfer starts.
+    pub fn isolate_caller(&self) {
+        if let Some(relay) = &self.relay {
+            relay.set_route(Side::A, None);
+            relay.set_route(Side::B, None);
+        }
+    }
+
+    /// Plays ringback to the caller in its negotiated G.711 codec, or stops it. Returns
+    /// false when the caller has no G.711 codec to play it in.
+    pub fn ringback(&self, on: bool) -> bool {
+        let Some(relay) = &self.relay else {
+            return false;
+        };
+        if !on {
+            relay.set_ringback(None);
+            return true;
+        }
+        let spec = self.received[index(LegId::A)]
+            .as_ref()
+            .and_then(|sdp| sdp.media.first())
+            .and_then(g711_of);
+        relay.set_ringback(spec);
+        spec.is_some()
+    }
+
+    /// Whether leg `peer`'s answer uses a first codec the caller also offered.
+    pub fn codec_compatible(&self, peer: LegId) -> bool {
+        let (Some(a), Some(other)) = (&self.received[0], &self.received[index(peer)]) else {
+            return true;
+        };
+        let (Some(media_a), Some(media_other)) = (a.media.first(), other.media.first()) else {
+            return true;
+        };
+        let Some(chosen) = media_other
+            .payload_types()
+            .next()
+            .and_then(|pt| media_other.codec(pt))
+        else {
+            return true;
+        };
+        media_a
+            .payload_types()
+            .filter_map(|pt| media_a.codec(pt))
+            .any(|codec| codec.matches(&chosen))
     }
 
     /// Completes when the relay saw no RTP for the inactivity timeout; never without a relay.
@@ -128,4 +333,25 @@ impl Anchor {
             None => std::future::pending().await,
         }
     }
+}
+
+/// The G.711 codec the caller offered first, if any.
+fn g711_of(media: &MediaDescription) -> Option<Ringback> {
+    media.payload_types().find_map(|pt| {
+        let codec = media.codec(pt)?;
+        if codec.clock_rate != 8000 {
+            return None;
+        }
+        let law = if codec.encoding.eq_ignore_ascii_case("PCMA") {
+            G711::ALaw
+        } else if codec.encoding.eq_ignore_ascii_case("PCMU") {
+            G711::MuLaw
+        } else {
+            return None;
+        };
+        Some(Ringback {
+            law,
+            payload_type: pt,
+        })
+    })
 }

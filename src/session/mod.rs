@@ -11,26 +11,34 @@ mod call;
 mod dispatch;
 mod failure;
 mod outbound;
+pub mod routing;
+mod status;
 mod table;
 mod transactions;
 mod trust;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use bytes::Bytes;
+use dashmap::DashMap;
 use tracing::debug;
 
 pub use dispatch::Dispatcher;
 pub use failure::Failure;
+pub use routing::{NoRoutes, Router};
+pub use status::{
+    CallSummary, LegSummary, TransferOrder, TransferState, TransferStatus, TransferTimes,
+    TriggerKind, format_rfc3339,
+};
 pub use table::{LegId, Route, SessionId, SessionTable};
 pub use trust::{TrustList, TrustListError};
 
 use crate::config::Config;
 use crate::media::PortPool;
 use crate::metrics::Metrics;
-use crate::sip::{Request, Response, uri::Uri};
+use crate::sip::{Headers, Request, Response, uri::Uri};
 use crate::transaction::Timers;
 use crate::transport::{Protocol, Target, Transport};
 
@@ -48,6 +56,17 @@ pub enum CallEvent {
     },
     /// The grace period is over: end the call now.
     Terminate,
+    /// Hand the leg toward the remote over to another call, for an attended transfer
+    /// whose Replaces names this call's dialog with the agent.
+    Surrender {
+        replaces: crate::sip::headers::Replaces,
+        reply: tokio::sync::oneshot::Sender<Result<call::SurrenderedLeg, u16>>,
+    },
+    /// Start a transfer; the outcome of the start goes back on `reply`.
+    Transfer {
+        order: TransferOrder,
+        reply: tokio::sync::oneshot::Sender<Result<TransferStatus, String>>,
+    },
 }
 
 /// State shared by the dispatcher and every call task.
@@ -64,6 +83,18 @@ pub struct Context {
     draining: AtomicBool,
     /// Calls started and not yet ended; ended calls may linger in the table.
     active_calls: AtomicUsize,
+    router: RwLock<Arc<dyn Router>>,
+    next_transfer: AtomicU64,
+    /// The latest status of every transfer, for the control API.
+    pub transfers: DashMap<u64, TransferStatus>,
+    /// A summary of every active call, for the control API.
+    pub calls: DashMap<SessionId, CallSummary>,
+    records: OnceLock<Arc<dyn TransferRecorder>>,
+}
+
+/// Receives one record per finished transfer.
+pub trait TransferRecorder: Send + Sync {
+    fn record(&self, status: &TransferStatus, order: &TransferOrder, caller: &str, call_id: &str);
 }
 
 impl Context {
@@ -86,6 +117,11 @@ impl Context {
             transport: OnceLock::new(),
             draining: AtomicBool::new(false),
             active_calls: AtomicUsize::new(0),
+            router: RwLock::new(Arc::new(NoRoutes)),
+            next_transfer: AtomicU64::new(1),
+            transfers: DashMap::new(),
+            calls: DashMap::new(),
+            records: OnceLock::new(),
         })
     }
 
@@ -105,6 +141,56 @@ impl Context {
     /// Starts draining: new calls get 503 from now on.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// The router new calls start with.
+    pub fn router(&self) -> Arc<dyn Router> {
+        match self.router.read() {
+            Ok(router) => Arc::clone(&router),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Replaces the router for calls that start from now on; calls in progress keep theirs.
+    pub fn set_router(&self, router: Arc<dyn Router>) {
+        match self.router.write() {
+            Ok(mut slot) => *slot = router,
+            Err(poisoned) => *poisoned.into_inner() = router,
+        }
+    }
+
+    /// Attaches the writer of transfer records.
+    pub fn attach_recorder(&self, recorder: Arc<dyn TransferRecorder>) {
+        let _ = self.records.set(recorder);
+    }
+
+    pub(crate) fn next_transfer_id(&self) -> u64 {
+        self.next_transfer.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn publish_transfer(&self, status: TransferStatus) {
+        self.transfers.insert(status.id, status);
+    }
+
+    pub(crate) fn record_transfer(
+        &self,
+        status: &TransferStatus,
+        order: &TransferOrder,
+        invite: &Request,
+    ) {
+        let Some(recorder) = self.records.get() else {
+            return;
+        };
+        let caller = invite
+            .from_header()
+            .ok()
+            .and_then(|from| from.uri.user)
+            .unwrap_or_default();
+        let call_id = invite
+            .call_id()
+            .map(|id| id.to_string())
+            .unwrap_or_default();
+        recorder.record(status, order, &caller, &call_id);
     }
 
     /// Calls that have started and not ended. Ended calls may still sit in the table while

@@ -18,25 +18,21 @@ impl std::fmt::Display for SessionId {
     }
 }
 
-/// The two legs of a call: A faces the caller (the switch), B faces the agent.
+/// The legs of a call: A faces the caller (the switch), B faces the agent, and C faces a
+/// remote hotline during and after a transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LegId {
     A,
     B,
+    C,
 }
 
 impl LegId {
-    pub fn other(self) -> LegId {
-        match self {
-            LegId::A => LegId::B,
-            LegId::B => LegId::A,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             LegId::A => "a",
             LegId::B => "b",
+            LegId::C => "c",
         }
     }
 }
@@ -78,6 +74,12 @@ impl SessionTable {
                 true
             }
         }
+    }
+
+    /// Routes a Call-ID to `route`, replacing whatever route it had (a leg moving to
+    /// another call).
+    pub fn reassign(&self, call_id: CallId, route: Route) {
+        self.routes.insert(call_id, route);
     }
 
     /// Removes a Call-ID if it still belongs to `session`.

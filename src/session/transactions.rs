@@ -26,6 +26,15 @@ pub enum Purpose {
     Relay,
     /// A request received inside the dialog (server).
     Incoming,
+    /// The INVITE to a remote hotline during a transfer (client).
+    TransferInvite,
+    /// An INVITE calling the agent back after a failed transfer (client).
+    Callback,
+    /// The re-INVITE that points an adopted remote leg at this call's relay (client).
+    Adopt,
+    /// A request of the engine's own whose response needs no handling (NOTIFY, re-INVITE
+    /// of the caller after a transfer).
+    Local,
 }
 
 /// For a relayed request: the server transaction on the other leg that awaits the answer.

@@ -28,16 +28,27 @@ mod requests;
 mod responses;
 mod send;
 
+mod attended;
+mod transfer;
+mod triggers;
+
+pub(super) use attended::SurrenderedLeg;
+pub(super) use transfer::{AgentKeys, Transfer};
+
 use super::anchor::Anchor;
 use super::outbound::{self, ALLOW};
+use super::routing::Router;
 use super::transactions::{Purpose, Txn};
 use super::{CallEvent, Context, Failure, LegId, Route, SessionId};
 use crate::dialog::Dialog;
+use crate::media::TelephoneEventPacket;
 use crate::sip::{Branch, CallId, Headers, Method, Request, Tag};
 use crate::transport::{Protocol, Target};
 
 /// Events queued per call before the dispatcher starts dropping (retransmissions recover).
 pub const CALL_QUEUE: usize = 64;
+/// Telephone-event packets from the agent queued before the relay drops copies.
+const AGENT_EVENT_QUEUE: usize = 64;
 
 /// Where the call is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +90,9 @@ struct PendingAck {
     /// The leg the original re-INVITE came from, whose ACK triggers ours.
     from: LegId,
     from_seq: u32,
-    /// The ACK to send on the other leg, missing only its body.
+    /// The leg the ACK goes to.
+    to: LegId,
+    /// The ACK to send on that leg, missing only its body.
     ack: Request,
     target: Target,
 }
@@ -90,6 +103,16 @@ pub(super) struct Call {
     phase: Phase,
     a: Leg,
     b: Leg,
+    /// The leg toward a remote hotline; unused (down, no route) until a transfer starts.
+    c: Leg,
+    /// The leg the caller is bridged with: B, or C after a transfer.
+    a_peer: LegId,
+    /// The routing this call started with; a reload does not change it.
+    router: Arc<dyn Router>,
+    /// Where the relay copies the agent's telephone events.
+    agent_events: mpsc::Sender<TelephoneEventPacket>,
+    transfer: Option<Transfer>,
+    dtmf: AgentKeys,
     /// The caller's INVITE, kept to answer it and its retransmissions.
     a_invite: Request,
     a_invite_branch: Branch,
@@ -164,8 +187,9 @@ async fn run(
         return;
     };
     let a_call_id = request.call_id().ok();
-    let Some(mut call) = Call::start(Arc::clone(&ctx), session, request, source, protocol).await
-    else {
+    let (events, mut agent_events) = mpsc::channel(AGENT_EVENT_QUEUE);
+    let started = Call::start(Arc::clone(&ctx), session, request, source, protocol, events).await;
+    let Some(mut call) = started else {
         if let Some(call_id) = a_call_id {
             ctx.table.remove(&call_id, session);
         }
@@ -181,6 +205,7 @@ async fn run(
                 Some(event) => call.on_event(event).await,
                 None => break,
             },
+            Some(packet) = agent_events.recv() => call.on_agent_event(packet).await,
             () = sleep_until(deadline) => call.on_timers(Instant::now()).await,
             () = wait_inactive(call.anchor.as_ref()) => call.on_media_timeout().await,
         }
@@ -212,6 +237,7 @@ impl Call {
         invite: Request,
         source: SocketAddr,
         protocol: Protocol,
+        agent_events: mpsc::Sender<TelephoneEventPacket>,
     ) -> Option<Call> {
         let a_invite_branch = invite.branch().ok()?;
         let via = invite.top_via().ok()?;
@@ -225,12 +251,40 @@ impl Call {
             },
         };
 
-        let agent = ctx.agent.clone();
-        let b_target = outbound::resolve(&agent).await;
+        let router = ctx.router();
+        // A call whose Request-URI names a remote hotline (an agent's consultation call
+        // before an attended transfer) goes to that hotline's trunk, not to an agent.
+        // NOTE: such a call tries only the first gateway; transfers fail over, it does not.
+        let direct = direct_route(&router, &invite);
+        let agent = match &direct {
+            Some(routed) => routed.gateways[0].request_uri.clone(),
+            None => ctx.agent.clone(),
+        };
+        let b_target = match &direct {
+            Some(routed) => Some(routed.gateways[0].target),
+            None => outbound::resolve(&agent).await,
+        };
+        let unused_c = Leg {
+            dialog: Dialog::new_uac(
+                CallId::generate("unused"),
+                String::new(),
+                String::new(),
+                agent.clone(),
+            ),
+            target: Target {
+                addr: ctx.local_addr(),
+                protocol: Protocol::Udp,
+            },
+            up: false,
+        };
         let b_call_id = CallId::generate(&outbound::host_port(ctx.local_addr()));
+        let local_party = match &direct {
+            Some(routed) => routed.from.clone(),
+            None => caller_party(&invite, ctx.local_addr()),
+        };
         let b_dialog = Dialog::new_uac(
             b_call_id.clone(),
-            caller_party(&invite, ctx.local_addr()),
+            local_party,
             format!("<{agent}>"),
             agent.clone(),
         );
@@ -253,6 +307,12 @@ impl Call {
                 }),
                 up: false,
             },
+            c: unused_c,
+            a_peer: LegId::B,
+            dtmf: AgentKeys::new(router.inter_digit_timeout(), router.key_prefixes()),
+            router,
+            agent_events,
+            transfer: None,
             a_invite: invite,
             a_invite_branch: a_invite_branch.clone(),
             txns: Vec::new(),
@@ -300,18 +360,19 @@ impl Call {
             None
         };
 
-        call.send_b_invite(offer, b_call_id).await;
+        let extra = direct.map(|routed| routed.headers).unwrap_or_default();
+        call.send_b_invite(offer, b_call_id, extra).await;
         Some(call)
     }
 
     /// Creates the media anchor from the caller's offer and returns the offer for the agent.
     fn anchor_offer(&mut self) -> Result<Bytes, Failure> {
-        let mut anchor = Anchor::new(&self.ctx, self.session).map_err(|error| {
+        let mut anchor = self.new_anchor().map_err(|error| {
             warn!(%error, "failed to anchor media");
             Failure::Internal
         })?;
         let body = anchor
-            .relay_sdp(LegId::A, self.a_invite.body())
+            .relay_sdp(LegId::A, LegId::B, self.a_invite.body())
             .map_err(|error| {
                 warn!(%error, "failed to rewrite the caller's offer");
                 Failure::Internal
@@ -320,7 +381,12 @@ impl Call {
         Ok(body)
     }
 
-    async fn send_b_invite(&mut self, offer: Option<Bytes>, b_call_id: CallId) {
+    async fn send_b_invite(
+        &mut self,
+        offer: Option<Bytes>,
+        b_call_id: CallId,
+        extra_headers: Vec<(String, String)>,
+    ) {
         let route = Route {
             session: self.session,
             leg: LegId::B,
@@ -337,6 +403,9 @@ impl Call {
             outbound::decremented_max_forwards(&self.a_invite).to_string(),
         );
         outbound::copy_end_to_end_headers(&self.a_invite, &mut invite);
+        for (name, value) in extra_headers {
+            invite.set_header(&name, value);
+        }
         invite.push_header("Allow", ALLOW);
         invite.push_header("User-Agent", self.ctx.config.sip.user_agent.as_str());
         if let Some(offer) = offer {
@@ -367,10 +436,18 @@ impl Call {
     fn next_deadline(&self) -> Option<Instant> {
         let txn = self.txns.iter().filter_map(Txn::next_deadline).min();
         let retransmit = self.pending_2xx.iter().map(|p| p.next.min(p.give_up)).min();
-        [txn, retransmit, self.ring_deadline, self.linger_until]
-            .into_iter()
-            .flatten()
-            .min()
+        let transfer = self.transfer.as_ref().and_then(Transfer::next_deadline);
+        [
+            txn,
+            retransmit,
+            self.ring_deadline,
+            self.linger_until,
+            transfer,
+            self.dtmf.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     async fn on_event(&mut self, event: CallEvent) {
@@ -383,7 +460,13 @@ impl Call {
             CallEvent::Response { response, .. } => self.on_response(response).await,
             CallEvent::Terminate => {
                 self.shutting_down = true;
+                self.abort_transfer("engine shutting down").await;
                 self.hang_up(None).await;
+            }
+            CallEvent::Surrender { replaces, reply } => self.on_surrender(replaces, reply).await,
+            CallEvent::Transfer { order, reply } => {
+                let outcome = self.on_transfer_order(order).await;
+                let _ = reply.send(outcome);
             }
         }
     }
@@ -403,6 +486,7 @@ impl Call {
         match id {
             LegId::A => &self.a,
             LegId::B => &self.b,
+            LegId::C => &self.c,
         }
     }
 
@@ -410,6 +494,47 @@ impl Call {
         match id {
             LegId::A => &mut self.a,
             LegId::B => &mut self.b,
+            LegId::C => &mut self.c,
+        }
+    }
+
+    /// The leg whose requests and media a leg's are relayed to: the caller and the leg it
+    /// is bridged with relay to each other; any other leg has no peer.
+    fn peer(&self, leg: LegId) -> Option<LegId> {
+        match leg {
+            LegId::A => Some(self.a_peer),
+            other if other == self.a_peer => Some(LegId::A),
+            _ => None,
+        }
+    }
+}
+
+/// The route of a call whose Request-URI the dialplan maps to a destination, when that
+/// destination has a usable gateway.
+fn direct_route(router: &Arc<dyn Router>, invite: &Request) -> Option<super::routing::Routed> {
+    let destination = router.resolve_refer_to(&invite.uri.to_string())?;
+    let caller = invite
+        .from_header()
+        .ok()
+        .and_then(|from| from.uri.user)
+        .unwrap_or_default();
+    let request = super::routing::RouteRequest {
+        destination,
+        matter: None,
+        ticket: None,
+        agent: None,
+        caller,
+        caller_display: None,
+        history: Vec::new(),
+        force: true,
+        at: std::time::SystemTime::now(),
+    };
+    match router.route(&request) {
+        Ok(routed) if !routed.gateways.is_empty() => Some(routed),
+        Ok(_) => None,
+        Err(error) => {
+            debug!(%error, "request-uri names a destination that cannot be routed");
+            None
         }
     }
 }
@@ -463,6 +588,16 @@ impl Call {
             }
             Phase::Failed | Phase::Ending | Phase::Done => {}
         }
+    }
+
+    /// A new media anchor that reports the agent's keys to this call.
+    fn new_anchor(&self) -> Result<Anchor, super::anchor::AnchorError> {
+        let mut anchor = Anchor::new(&self.ctx, self.session)?;
+        let prefixes = self.router.key_prefixes();
+        if prefixes != 0 {
+            anchor.watch_agent_events(self.agent_events.clone(), prefixes);
+        }
+        Ok(anchor)
     }
 
     fn stop_media(&mut self) {

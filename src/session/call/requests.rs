@@ -129,14 +129,17 @@ impl Call {
             return;
         };
         let PendingAck {
-            mut ack, target, ..
+            mut ack,
+            target,
+            to,
+            ..
         } = self.pending_acks.remove(position);
         if request.has_sdp()
-            && let Some(body) = self.rewrite_sdp(leg, request.body())
+            && let Some(body) = self.rewrite_sdp(leg, to, request.body())
         {
             ack.set_body(body, Some("application/sdp"));
         }
-        self.send_ack(leg.other(), ack, target).await;
+        self.send_ack(to, ack, target).await;
     }
 
     async fn on_bye(&mut self, leg: LegId, branch: &Branch, request: Request) {
@@ -145,17 +148,30 @@ impl Call {
         self.leg_mut(leg).up = false;
         debug!(leg = leg.as_str(), "bye received");
 
+        let transferring = self
+            .transfer
+            .as_ref()
+            .is_some_and(super::Transfer::is_active);
         match self.phase {
             Phase::Proceeding if leg == LegId::A => {
                 // RFC 3261 §15: a caller may end an early dialog with BYE.
                 self.cancel_b().await;
                 self.fail(Failure::Cancelled).await;
             }
-            Phase::Confirmed => {
-                let other = leg.other();
-                if self.leg(other).up {
-                    let reason = request.header("Reason").map(str::to_owned);
-                    self.send_bye(other, reason.as_deref()).await;
+            // The agent hangs up while the remote rings: the transfer goes on, and a
+            // failure will call the agent back.
+            Phase::Confirmed if leg == LegId::B && transferring => {
+                debug!("agent left during the transfer");
+            }
+            Phase::Confirmed if leg == LegId::A || self.peer(leg) == Some(LegId::A) => {
+                if leg == LegId::A {
+                    self.abort_transfer("caller hung up").await;
+                }
+                let reason = request.header("Reason").map(str::to_owned);
+                for other in [LegId::A, LegId::B, LegId::C] {
+                    if other != leg && self.leg(other).up {
+                        self.send_bye(other, reason.as_deref()).await;
+                    }
                 }
                 self.phase = Phase::Ending;
                 self.stop_media();
@@ -165,9 +181,22 @@ impl Call {
         }
     }
 
-    /// Relays an in-dialog request (re-INVITE, UPDATE, INFO, NOTIFY, ...) to the other leg.
+    /// Relays an in-dialog request (re-INVITE, UPDATE, INFO, NOTIFY, ...) to the leg
+    /// bridged with `leg`. The agent's INFO DTMF and REFER are triggers, not relayed.
     async fn relay_request(&mut self, leg: LegId, branch: &Branch, request: Request) {
-        let other = leg.other();
+        if leg == LegId::B && self.phase == Phase::Confirmed {
+            match request.method {
+                Method::Info if is_dtmf_info(&request) => {
+                    return self.on_agent_info(branch, request).await;
+                }
+                Method::Refer => return self.on_agent_refer(branch, request).await,
+                _ => {}
+            }
+        }
+        let Some(other) = self.peer(leg) else {
+            let response = self.response_to(leg, &request, 481, "");
+            return self.respond(leg, branch, response).await;
+        };
         if !self.leg(other).up || self.phase != Phase::Confirmed {
             let response = self.response_to(leg, &request, 481, "");
             return self.respond(leg, branch, response).await;
@@ -189,7 +218,7 @@ impl Call {
         );
         outbound::copy_end_to_end_headers(&request, &mut relayed);
         if request.has_sdp() {
-            let Some(body) = self.rewrite_sdp(leg, request.body()) else {
+            let Some(body) = self.rewrite_sdp(leg, other, request.body()) else {
                 let response = self.response_to(leg, &request, 488, "");
                 return self.respond(leg, branch, response).await;
             };
@@ -227,9 +256,14 @@ impl Call {
 
     /// Rewrites an SDP body that arrived on `from` for the other leg. `None` when the SDP
     /// is invalid or the call has no media anchor.
-    pub(super) fn rewrite_sdp(&mut self, from: LegId, body: &[u8]) -> Option<bytes::Bytes> {
+    pub(super) fn rewrite_sdp(
+        &mut self,
+        from: LegId,
+        to: LegId,
+        body: &[u8],
+    ) -> Option<bytes::Bytes> {
         if self.anchor.is_none() {
-            match super::Anchor::new(&self.ctx, self.session) {
+            match self.new_anchor() {
                 Ok(anchor) => self.anchor = Some(anchor),
                 Err(error) => {
                     tracing::warn!(%error, "failed to anchor media");
@@ -238,7 +272,7 @@ impl Call {
             }
         }
         let anchor = self.anchor.as_mut()?;
-        match anchor.relay_sdp(from, body) {
+        match anchor.relay_sdp(from, to, body) {
             Ok(body) => Some(body),
             Err(error) => {
                 tracing::warn!(%error, leg = from.as_str(), "failed to rewrite sdp");
@@ -246,4 +280,13 @@ impl Call {
             }
         }
     }
+}
+
+/// Whether an INFO carries DTMF (RFC 2976 bodies used by phones and gateways).
+fn is_dtmf_info(request: &Request) -> bool {
+    request.content_type().is_some_and(|value| {
+        let media = value.split(';').next().unwrap_or("").trim();
+        media.eq_ignore_ascii_case("application/dtmf-relay")
+            || media.eq_ignore_ascii_case("application/dtmf")
+    })
 }

@@ -47,6 +47,9 @@ impl Call {
 
         match self.txns[index].purpose {
             Purpose::BInvite => self.on_b_invite_response(response).await,
+            Purpose::TransferInvite => self.on_transfer_response(response).await,
+            Purpose::Callback => self.on_callback_response(response).await,
+            Purpose::Adopt => self.on_adopt_response(response).await,
             Purpose::Relay => self.relay_response(index, leg, response).await,
             Purpose::Bye if response.status >= 200 => {
                 self.txns.retain(|txn| !txn.is_terminated());
@@ -88,7 +91,7 @@ impl Call {
         let mut relayed = self.response_to_a(response.status, &response.reason);
         outbound::copy_end_to_end_headers(&response, &mut relayed);
         if response.has_sdp()
-            && let Some(body) = self.rewrite_sdp(LegId::B, response.body())
+            && let Some(body) = self.rewrite_sdp(LegId::B, LegId::A, response.body())
         {
             relayed.set_body(body, Some("application/sdp"));
         }
@@ -122,7 +125,7 @@ impl Call {
         }
 
         let body = if response.has_sdp() {
-            self.rewrite_sdp(LegId::B, response.body())
+            self.rewrite_sdp(LegId::B, LegId::A, response.body())
         } else {
             None
         };
@@ -137,6 +140,7 @@ impl Call {
             self.pending_acks.push(PendingAck {
                 from: LegId::A,
                 from_seq,
+                to: LegId::B,
                 ack,
                 target,
             });
@@ -167,7 +171,7 @@ impl Call {
             self.response_to(link.from, &link.original, response.status, &response.reason);
         outbound::copy_end_to_end_headers(&response, &mut relayed);
         if response.has_sdp() {
-            match self.rewrite_sdp(leg, response.body()) {
+            match self.rewrite_sdp(leg, link.from, response.body()) {
                 Some(body) => relayed.set_body(body, Some("application/sdp")),
                 None => relayed = self.response_to(link.from, &link.original, 488, ""),
             }
@@ -205,6 +209,7 @@ impl Call {
                 self.pending_acks.push(PendingAck {
                     from: link.from,
                     from_seq,
+                    to: leg,
                     ack,
                     target,
                 });
@@ -235,7 +240,7 @@ impl Call {
         let _ = self.ctx.send(target, bytes).await;
     }
 
-    async fn resend_ack(&mut self, leg: LegId, seq: u32) {
+    pub(super) async fn resend_ack(&mut self, leg: LegId, seq: u32) {
         let found: Option<(Bytes, Target)> = self
             .last_acks
             .iter()

@@ -200,6 +200,10 @@ impl Call {
                 };
                 Box::pin(self.fail(failure)).await;
             }
+            Purpose::TransferInvite if !self.txns[index].final_seen => {
+                Box::pin(self.on_transfer_timeout(timer.is_some())).await;
+            }
+            Purpose::Callback => warn!("calling the agent back failed"),
             Purpose::Relay => {
                 if let Some(link) = self.txns[index].relay.clone() {
                     let status = if timer.is_some() { 408 } else { 503 };
@@ -287,9 +291,15 @@ impl Call {
         else {
             return;
         };
+        self.send_cancel(index).await;
+    }
+
+    /// Sends CANCEL for the client INVITE transaction at `index`.
+    pub(super) async fn send_cancel(&mut self, index: usize) {
         let Some(invite) = self.txns[index].request.clone() else {
             return;
         };
+        let leg = self.txns[index].leg;
 
         // RFC 3261 §9.1: same Request-URI, Call-ID, From, To, Route and top Via as the
         // INVITE, CSeq number with method CANCEL.
@@ -311,7 +321,7 @@ impl Call {
         let bytes = cancel.encode();
         let now = Instant::now();
         let (txn, actions) = Txn::client(
-            LegId::B,
+            leg,
             branch,
             cancel,
             bytes,
@@ -353,6 +363,8 @@ impl Call {
         self.maybe_done();
 
         self.retransmit_2xx(now).await;
+        self.on_transfer_deadline(now).await;
+        self.on_key_timeout(now).await;
 
         if self.ring_deadline.is_some_and(|at| at <= now) {
             self.ring_deadline = None;

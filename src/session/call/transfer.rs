@@ -1,0 +1,783 @@
+//! One-key transfer inside a call: the agent's trigger (DTMF, INFO, REFER or the control
+//! API) starts an INVITE toward the remote hotline on leg C; when it answers, the caller's
+//! media is re-pointed to it and the agent's leg is released. A transfer that fails puts
+//! the caller back with the agent, whose leg is never torn down first.
+//!
+//! ```text
+//!  caller (A)           engine                      agent (B)        remote (C)
+//!                       ◀─────────────── *1 / INFO / REFER / HTTP
+//!  ◀── ringback         INVITE ─────────────────────────────────────▶
+//!                       ◀──────────────────────────────────────── 180/183
+//!                       ◀──────────────────────────────────────────── 200
+//!  ◀══ media ═══════════ ACK ───────────────────────────────────────▶
+//!                       BYE ─────────────────────▶
+//! ```
+
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::{Call, Leg, Phase};
+use crate::dialog::Dialog;
+use crate::session::outbound::{self, ALLOW};
+use crate::session::routing::{ChannelSlot, GatewayOutcome, RouteRequest, Routed};
+use crate::session::transactions::Purpose;
+use crate::session::{LegId, Route, TransferOrder, TransferState, TransferStatus};
+use crate::sip::{CallId, Headers, Method, Response};
+
+/// A transfer in progress or finished, owned by its call.
+pub(in crate::session) struct Transfer {
+    pub status: TransferStatus,
+    pub order: TransferOrder,
+    routed: Routed,
+    /// Index of the gateway being tried in `routed.gateways`.
+    attempt: usize,
+    channel: Option<ChannelSlot>,
+    ring_deadline: Option<Instant>,
+    /// Monotonic times for the engine-added latency.
+    trigger_at: Instant,
+    invite_at: Option<Instant>,
+    answer_at: Option<Instant>,
+    /// The REFER subscription to report progress on, with its NOTIFY CSeq source leg.
+    refer: Option<LegId>,
+    /// Whether the answer needs a re-INVITE toward the caller because the codec differs.
+    reinvite_caller: bool,
+}
+
+impl Transfer {
+    /// A transfer whose remote leg already exists (attended transfer).
+    pub fn adopted(status: TransferStatus, order: TransferOrder, routed: Routed) -> Transfer {
+        Transfer {
+            status,
+            order,
+            routed,
+            attempt: 0,
+            channel: None,
+            ring_deadline: None,
+            trigger_at: Instant::now(),
+            invite_at: None,
+            answer_at: None,
+            refer: None,
+            reinvite_caller: false,
+        }
+    }
+
+    pub fn mark_answered(&mut self) {
+        self.answer_at = Some(Instant::now());
+        self.status.times.answer = Some(SystemTime::now());
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.ring_deadline
+    }
+
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self.status.state,
+            TransferState::Trying | TransferState::Ringing | TransferState::Answered
+        )
+    }
+}
+
+/// Why a transfer could not start, for the trigger's reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(in crate::session) enum StartError {
+    #[error("{0}")]
+    Refused(#[from] crate::session::routing::Refusal),
+    #[error("a transfer is already in progress on this call")]
+    Busy,
+    #[error("the call is not answered yet")]
+    NotAnswered,
+    #[error("failed to set up media toward the remote hotline: {0}")]
+    Media(String),
+}
+
+impl Call {
+    /// Starts a transfer to the destination in `order`. On success the INVITE to the first
+    /// gateway is on its way.
+    pub(in crate::session) async fn start_transfer(
+        &mut self,
+        order: TransferOrder,
+    ) -> Result<TransferStatus, StartError> {
+        if self.phase != Phase::Confirmed {
+            return Err(StartError::NotAnswered);
+        }
+        if self.transfer.as_ref().is_some_and(Transfer::is_active) {
+            return Err(StartError::Busy);
+        }
+
+        let request = self.route_request(&order);
+        let routed = self.router.route(&request)?;
+        let anchor = self
+            .anchor
+            .as_mut()
+            .ok_or(StartError::Media("no media".into()))?;
+        anchor
+            .open_side_c()
+            .map_err(|error| StartError::Media(error.to_string()))?;
+
+        let now = Instant::now();
+        let id = self.ctx.next_transfer_id();
+        let status = TransferStatus::new(id, self.session, &order, SystemTime::now());
+        info!(
+            transfer = id,
+            destination = %routed.destination,
+            kind = order.kind.as_str(),
+            "transfer started"
+        );
+        self.transfer = Some(Transfer {
+            status: status.clone(),
+            order,
+            routed,
+            attempt: 0,
+            channel: None,
+            ring_deadline: None,
+            trigger_at: now,
+            invite_at: None,
+            answer_at: None,
+            refer: None,
+            reinvite_caller: false,
+        });
+
+        // Blind transfer: the caller stops hearing the agent and hears ringback instead.
+        if let Some(anchor) = &self.anchor {
+            anchor.isolate_caller();
+            anchor.ringback(true);
+        }
+        self.try_next_gateway().await;
+        self.publish_transfer();
+        Ok(self
+            .transfer
+            .as_ref()
+            .map_or(status, |transfer| transfer.status.clone()))
+    }
+
+    fn route_request(&self, order: &TransferOrder) -> RouteRequest {
+        let from = self.a_invite.from_header().ok();
+        let caller = self
+            .a_invite
+            .header("P-Asserted-Identity")
+            .and_then(|value| value.parse::<crate::sip::uri::NameAddr>().ok())
+            .and_then(|addr| addr.uri.user)
+            .or_else(|| from.as_ref().and_then(|from| from.uri.user.clone()))
+            .unwrap_or_default();
+        RouteRequest {
+            destination: order.destination.clone(),
+            matter: order.matter.clone(),
+            ticket: order.ticket.clone(),
+            agent: order.agent.clone(),
+            caller,
+            caller_display: from.and_then(|from| from.display_name),
+            history: self
+                .a_invite
+                .headers_named("History-Info")
+                .flat_map(crate::sip::uri::split_list)
+                .map(str::to_owned)
+                .collect(),
+            force: order.force,
+            at: SystemTime::now(),
+        }
+    }
+
+    /// Sends the INVITE to the next usable gateway, or fails the transfer when none is left.
+    async fn try_next_gateway(&mut self) {
+        loop {
+            let Some(transfer) = &mut self.transfer else {
+                return;
+            };
+            let Some(gateway) = transfer.routed.gateways.get(transfer.attempt).cloned() else {
+                let cause = if transfer.attempt == 0 {
+                    "no gateway available"
+                } else {
+                    "all gateways failed"
+                };
+                let status = transfer.status.sip_status.unwrap_or(503);
+                return self.fail_transfer(status, cause).await;
+            };
+            transfer.attempt += 1;
+            let Some(slot) = self.router.acquire_channel(&gateway.id) else {
+                debug!(gateway = %gateway.id, "gateway full; trying the next one");
+                continue;
+            };
+            transfer.channel = Some(slot);
+            transfer.status.gateway = Some(gateway.id.clone());
+            break self.send_transfer_invite(gateway).await;
+        }
+    }
+
+    async fn send_transfer_invite(&mut self, gateway: crate::session::routing::GatewayRoute) {
+        let Some(transfer) = &self.transfer else {
+            return;
+        };
+        let from = transfer.routed.from.clone();
+        let headers = transfer.routed.headers.clone();
+        let ring_timeout = transfer.routed.ring_timeout;
+
+        // A new leg C for every attempt: its own Call-ID, tags and CSeq.
+        let old_call_id = self.c.dialog.call_id.clone();
+        self.ctx.table.remove(&old_call_id, self.session);
+        let call_id = CallId::generate(&outbound::host_port(self.ctx.local_addr()));
+        let remote_party = format!("<{}>", gateway.request_uri);
+        self.c = Leg {
+            dialog: Dialog::new_uac(
+                call_id.clone(),
+                from,
+                remote_party,
+                gateway.request_uri.clone(),
+            ),
+            target: gateway.target,
+            up: false,
+        };
+        if let Some(route) = self.ctx.table.get(&self.a.dialog.call_id) {
+            self.ctx.table.insert(
+                call_id,
+                Route {
+                    session: self.session,
+                    leg: LegId::C,
+                    sender: route.sender,
+                },
+            );
+        }
+
+        let offer = match self
+            .anchor
+            .as_mut()
+            .map(|anchor| anchor.offer_from_caller(LegId::C))
+        {
+            Some(Ok(offer)) => Some(offer),
+            Some(Err(error)) => {
+                warn!(%error, "failed to build the offer for the remote hotline");
+                None
+            }
+            None => None,
+        };
+        let mut invite = self.c.dialog.request(Method::Invite, None);
+        for (name, value) in headers {
+            invite.push_header(&name, value);
+        }
+        invite.push_header("Allow", ALLOW);
+        invite.push_header("User-Agent", self.ctx.config.sip.user_agent.as_str());
+        if let Some(offer) = offer {
+            invite.set_body(offer, Some("application/sdp"));
+        }
+
+        let now = Instant::now();
+        debug!(gateway = %gateway.id, target = %gateway.target.addr, uri = %gateway.request_uri, "sending transfer invite");
+        let target = gateway.target;
+        self.send_request(LegId::C, &mut invite, target, Purpose::TransferInvite, now)
+            .await;
+        if let Some(transfer) = &mut self.transfer {
+            transfer.invite_at.get_or_insert(now);
+            transfer
+                .status
+                .times
+                .invite_sent
+                .get_or_insert(SystemTime::now());
+            transfer.ring_deadline = Some(now + ring_timeout);
+        }
+    }
+
+    /// Handles a response to the INVITE on leg C.
+    pub(super) async fn on_transfer_response(&mut self, response: Response) {
+        let Some(transfer) = &mut self.transfer else {
+            return;
+        };
+        transfer
+            .status
+            .times
+            .first_response
+            .get_or_insert(SystemTime::now());
+        if let Err(error) = self.c.dialog.on_invite_response(&response) {
+            debug!(%error, "remote response with invalid dialog headers");
+        }
+        let gateway = transfer.status.gateway.clone().unwrap_or_default();
+
+        match response.status {
+            100 => {}
+            101..=199 => {
+                self.router.report(&gateway, GatewayOutcome::Reachable);
+                self.on_transfer_ringing(&response).await;
+            }
+            200..=299 => {
+                self.router.report(&gateway, GatewayOutcome::Reachable);
+                self.on_transfer_answer(response).await;
+            }
+            status => {
+                let failover = matches!(status, 408 | 500 | 502 | 503 | 504);
+                let outcome = if failover {
+                    GatewayOutcome::Failed
+                } else {
+                    GatewayOutcome::Reachable
+                };
+                self.router.report(&gateway, outcome);
+                self.on_transfer_rejected(status, &response.reason, failover)
+                    .await;
+            }
+        }
+    }
+
+    async fn on_transfer_ringing(&mut self, response: &Response) {
+        let Some(transfer) = &mut self.transfer else {
+            return;
+        };
+        // Only the first provisional, or one bringing early media, changes anything.
+        if transfer.status.state != TransferState::Trying && !response.has_sdp() {
+            return;
+        }
+        transfer.status.state = TransferState::Ringing;
+        if response.has_sdp()
+            && let Some(anchor) = &mut self.anchor
+        {
+            match anchor.accept_sdp(LegId::C, response.body()) {
+                Ok(()) => {
+                    // Early media from the remote replaces the generated ringback.
+                    anchor.ringback(false);
+                    let _ = anchor.early_media();
+                }
+                Err(error) => warn!(%error, "invalid early media sdp from the remote hotline"),
+            }
+        }
+        self.notify_refer(response.status, &response.reason, false)
+            .await;
+        self.publish_transfer();
+    }
+
+    async fn on_transfer_answer(&mut self, response: Response) {
+        let seq = response.cseq().map(|cseq| cseq.seq).unwrap_or(1);
+        let Some(transfer) = &mut self.transfer else {
+            return;
+        };
+        if transfer.status.state == TransferState::Bridged || !transfer.is_active() {
+            // A retransmitted 2xx, or one that crossed our CANCEL.
+            if !self.c.up && transfer.status.state != TransferState::Bridged {
+                self.c.up = true;
+                let ack = self.c.dialog.request(Method::Ack, Some(seq));
+                let target = self.c.target;
+                self.send_ack(LegId::C, ack, target).await;
+                self.send_bye(LegId::C, None).await;
+                return;
+            }
+            return self.resend_ack(LegId::C, seq).await;
+        }
+        let now = Instant::now();
+        transfer.answer_at = Some(now);
+        transfer.ring_deadline = None;
+        transfer.status.state = TransferState::Answered;
+        transfer.status.times.answer = Some(SystemTime::now());
+        transfer.status.sip_status = Some(response.status);
+        self.c.up = true;
+
+        if let Some(target) = outbound::resolve(&self.c.dialog.next_hop()).await {
+            self.c.target = crate::transport::Target {
+                protocol: self.c.target.protocol,
+                ..target
+            };
+        }
+        let ack = self.c.dialog.request(Method::Ack, Some(seq));
+        let target = self.c.target;
+        self.send_ack(LegId::C, ack, target).await;
+
+        let mut reinvite = false;
+        if let Some(anchor) = &mut self.anchor {
+            if response.has_sdp()
+                && let Err(error) = anchor.accept_sdp(LegId::C, response.body())
+            {
+                warn!(%error, "invalid answer sdp from the remote hotline");
+            }
+            anchor.ringback(false);
+            if let Err(error) = anchor.bridge(LegId::C) {
+                warn!(%error, "failed to bridge media to the remote hotline");
+            }
+            reinvite = !anchor.codec_compatible(LegId::C);
+        }
+        self.a_peer = LegId::C;
+        if let Some(transfer) = &mut self.transfer {
+            transfer.reinvite_caller = reinvite;
+        }
+        if reinvite {
+            self.reinvite_caller_for_c().await;
+        }
+        self.complete_transfer().await;
+    }
+
+    /// The caller now talks to the remote hotline: release the agent and close the record.
+    pub(super) async fn complete_transfer(&mut self) {
+        let Some(transfer) = &mut self.transfer else {
+            return;
+        };
+        let now = Instant::now();
+        transfer.status.state = TransferState::Bridged;
+        transfer.status.times.bridge = Some(SystemTime::now());
+        transfer.status.invite_latency_us = transfer
+            .invite_at
+            .map(|at| micros(at.saturating_duration_since(transfer.trigger_at)));
+        transfer.status.bridge_latency_us = transfer
+            .answer_at
+            .map(|at| micros(now.saturating_duration_since(at)));
+        info!(
+            transfer = transfer.status.id,
+            destination = %transfer.status.destination,
+            invite_latency_us = ?transfer.status.invite_latency_us,
+            bridge_latency_us = ?transfer.status.bridge_latency_us,
+            "transfer bridged"
+        );
+        let refer = transfer.refer;
+        self.notify_refer(200, "OK", true).await;
+        self.publish_transfer();
+        self.record_transfer();
+
+        // After a REFER the agent normally hangs up itself on the final NOTIFY; the engine
+        // releases the leg in every case so that no agent stays on a finished call.
+        let _ = refer;
+        if self.b.up {
+            self.send_bye(LegId::B, Some("SIP;cause=200;text=\"Call transferred\""))
+                .await;
+        }
+        self.release_agent_keys();
+    }
+
+    async fn on_transfer_rejected(&mut self, status: u16, reason: &str, failover: bool) {
+        let Some(transfer) = &mut self.transfer else {
+            return;
+        };
+        if !transfer.is_active() {
+            return;
+        }
+        transfer.status.sip_status = Some(status);
+        transfer.channel = None;
+        self.c.up = false;
+        if failover && transfer.attempt < transfer.routed.gateways.len() {
+            debug!(status, "gateway failed; trying the next one");
+            return self.try_next_gateway().await;
+        }
+        let cause = if reason.is_empty() {
+            crate::sip::reason_phrase(status).to_owned()
+        } else {
+            reason.to_owned()
+        };
+        self.fail_transfer(status, &cause).await;
+    }
+
+    /// The INVITE on leg C failed to be sent or timed out.
+    pub(super) async fn on_transfer_timeout(&mut self, timed_out: bool) {
+        let gateway = self
+            .transfer
+            .as_ref()
+            .and_then(|transfer| transfer.status.gateway.clone())
+            .unwrap_or_default();
+        self.router.report(&gateway, GatewayOutcome::Failed);
+        let status = if timed_out { 408 } else { 503 };
+        self.on_transfer_rejected(status, "", true).await;
+    }
+
+    /// The remote rang too long: cancel it and recall.
+    pub(super) async fn on_transfer_deadline(&mut self, now: Instant) {
+        let due = self
+            .transfer
+            .as_ref()
+            .and_then(|transfer| transfer.ring_deadline)
+            .is_some_and(|at| at <= now);
+        if !due {
+            return;
+        }
+        if let Some(transfer) = &mut self.transfer {
+            transfer.ring_deadline = None;
+        }
+        debug!("remote hotline did not answer in time");
+        self.cancel_leg(LegId::C).await;
+        self.fail_transfer(480, "no answer").await;
+    }
+
+    /// Ends the transfer as failed and gives the caller back to the agent (首接负责).
+    pub(super) async fn fail_transfer(&mut self, status: u16, cause: &str) {
+        let Some(transfer) = &mut self.transfer else {
+            return;
+        };
+        transfer.ring_deadline = None;
+        transfer.channel = None;
+        transfer.status.sip_status = Some(status);
+        transfer.status.cause = Some(cause.to_owned());
+        transfer.status.state = TransferState::Failed;
+        info!(
+            transfer = transfer.status.id,
+            status, cause, "transfer failed; recalling the agent"
+        );
+
+        if let Some(anchor) = &mut self.anchor {
+            anchor.ringback(false);
+            anchor.close_side_c();
+        }
+        self.notify_refer(status, cause, true).await;
+        self.recall_agent().await;
+        self.publish_transfer();
+        self.record_transfer();
+    }
+
+    /// Puts the caller back with the agent: re-bridged when the agent's leg is up.
+    async fn recall_agent(&mut self) {
+        self.a_peer = LegId::B;
+        if self.b.up {
+            if let Some(anchor) = &mut self.anchor
+                && let Err(error) = anchor.bridge(LegId::B)
+            {
+                warn!(%error, "failed to re-bridge the caller with the agent");
+            }
+            if let Some(transfer) = &mut self.transfer {
+                transfer.status.state = TransferState::Recalled;
+            }
+            self.release_agent_keys();
+            return;
+        }
+        self.call_agent_back().await;
+    }
+
+    /// The agent's leg is gone: call the agent again with the caller's media.
+    async fn call_agent_back(&mut self) {
+        // NOTE: the agent is called back at the configured agent target, which reaches
+        // the same agent only where that target is the agent's own address.
+        let agent = self.ctx.agent.clone();
+        let Some(target) = outbound::resolve(&agent).await else {
+            warn!("agent target does not resolve; the caller stays alone");
+            return;
+        };
+        let offer = self
+            .anchor
+            .as_mut()
+            .and_then(|anchor| anchor.offer_from_caller(LegId::B).ok());
+        let old_call_id = self.b.dialog.call_id.clone();
+        self.ctx.table.remove(&old_call_id, self.session);
+        let call_id = CallId::generate(&outbound::host_port(self.ctx.local_addr()));
+        let local_party = self.b.dialog.local_header();
+        let local_party = local_party
+            .split(";tag=")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        self.b = Leg {
+            dialog: Dialog::new_uac(call_id.clone(), local_party, format!("<{agent}>"), agent),
+            target,
+            up: false,
+        };
+        if let Some(route) = self.ctx.table.get(&self.a.dialog.call_id) {
+            self.ctx.table.insert(
+                call_id,
+                Route {
+                    session: self.session,
+                    leg: LegId::B,
+                    sender: route.sender,
+                },
+            );
+        }
+        let mut invite = self.b.dialog.request(Method::Invite, None);
+        invite.push_header("Allow", ALLOW);
+        invite.push_header("User-Agent", self.ctx.config.sip.user_agent.as_str());
+        if let Some(offer) = offer {
+            invite.set_body(offer, Some("application/sdp"));
+        }
+        self.b_answered = false;
+        info!("calling the agent back");
+        self.send_request(
+            LegId::B,
+            &mut invite,
+            target,
+            Purpose::Callback,
+            Instant::now(),
+        )
+        .await;
+    }
+
+    /// Handles the answer to a call-back INVITE toward the agent.
+    pub(super) async fn on_callback_response(&mut self, response: Response) {
+        if let Err(error) = self.b.dialog.on_invite_response(&response) {
+            debug!(%error, "agent response with invalid dialog headers");
+        }
+        if !response.is_success() {
+            if response.status >= 300 {
+                warn!(
+                    status = response.status,
+                    "the agent did not take the call back"
+                );
+            }
+            return;
+        }
+        let seq = response.cseq().map(|cseq| cseq.seq).unwrap_or(1);
+        if self.b_answered {
+            return self.resend_ack(LegId::B, seq).await;
+        }
+        self.b_answered = true;
+        self.b.up = true;
+        let ack = self.b.dialog.request(Method::Ack, Some(seq));
+        let target = self.b.target;
+        self.send_ack(LegId::B, ack, target).await;
+        if let Some(anchor) = &mut self.anchor {
+            if response.has_sdp()
+                && let Err(error) = anchor.accept_sdp(LegId::B, response.body())
+            {
+                warn!(%error, "invalid sdp from the agent");
+            }
+            let _ = anchor.bridge(LegId::B);
+        }
+        if let Some(transfer) = &mut self.transfer {
+            transfer.status.state = TransferState::Recalled;
+        }
+        self.publish_transfer();
+    }
+
+    /// Offers the remote's codec to the caller when the caller's current one differs.
+    async fn reinvite_caller_for_c(&mut self) {
+        // NOTE: the caller's answer to this re-INVITE is not checked against the remote's
+        // codec; a caller that rejects it keeps its codec and the relay cannot transcode.
+        let Some(anchor) = &mut self.anchor else {
+            return;
+        };
+        let Ok(offer) = anchor.offer_from_peer_for_caller() else {
+            return;
+        };
+        let mut reinvite = self.a.dialog.request(Method::Invite, None);
+        reinvite.push_header("Allow", ALLOW);
+        reinvite.set_body(offer, Some("application/sdp"));
+        let target = self.a.target;
+        self.send_request(
+            LegId::A,
+            &mut reinvite,
+            target,
+            Purpose::Local,
+            Instant::now(),
+        )
+        .await;
+    }
+
+    /// CANCELs an INVITE still pending on `leg`, or BYEs the leg when it is up.
+    pub(super) async fn cancel_leg(&mut self, leg: LegId) {
+        if self.leg(leg).up {
+            return self.send_bye(leg, None).await;
+        }
+        let purpose = match leg {
+            LegId::C => Purpose::TransferInvite,
+            LegId::B => Purpose::Callback,
+            LegId::A => return,
+        };
+        let Some(index) = self
+            .txns
+            .iter()
+            .position(|txn| txn.leg == leg && txn.purpose == purpose && !txn.final_seen)
+        else {
+            return;
+        };
+        self.send_cancel(index).await;
+    }
+
+    /// Stops a transfer because the call ends (the caller hung up or shutdown).
+    pub(super) async fn abort_transfer(&mut self, cause: &str) {
+        let active = self.transfer.as_ref().is_some_and(Transfer::is_active);
+        if !active {
+            return;
+        }
+        self.cancel_leg(LegId::C).await;
+        if let Some(transfer) = &mut self.transfer {
+            transfer.status.state = TransferState::Cancelled;
+            transfer.status.cause = Some(cause.to_owned());
+            transfer.ring_deadline = None;
+            transfer.channel = None;
+        }
+        if let Some(anchor) = &self.anchor {
+            anchor.ringback(false);
+        }
+        self.notify_refer(487, cause, true).await;
+        self.publish_transfer();
+        self.record_transfer();
+    }
+
+    /// Copies the transfer's status where the control API reads it.
+    pub(super) fn publish_transfer(&self) {
+        if let Some(transfer) = &self.transfer {
+            self.ctx.publish_transfer(transfer.status.clone());
+        }
+    }
+
+    fn record_transfer(&self) {
+        if let Some(transfer) = &self.transfer {
+            self.ctx
+                .record_transfer(&transfer.status, &transfer.order, &self.a_invite);
+        }
+    }
+
+    /// Sends a NOTIFY with the sipfrag status to the agent that sent REFER (RFC 3515 §2.4.5).
+    pub(super) async fn notify_refer(&mut self, status: u16, reason: &str, last: bool) {
+        let Some(leg) = self.transfer.as_ref().and_then(|transfer| transfer.refer) else {
+            return;
+        };
+        if !self.leg(leg).up {
+            return;
+        }
+        let reason = if reason.is_empty() {
+            crate::sip::reason_phrase(status)
+        } else {
+            reason
+        };
+        let mut notify = self.leg_mut(leg).dialog.request(Method::Notify, None);
+        notify.push_header("Event", "refer");
+        let state = if last {
+            "terminated;reason=noresource".to_owned()
+        } else {
+            "active;expires=60".to_owned()
+        };
+        notify.push_header("Subscription-State", state);
+        let body = format!("SIP/2.0 {status} {reason}\r\n");
+        notify.set_body(body.into(), Some("message/sipfrag;version=2.0"));
+        let target = self.leg(leg).target;
+        self.send_request(leg, &mut notify, target, Purpose::Local, Instant::now())
+            .await;
+        if last && let Some(transfer) = &mut self.transfer {
+            transfer.refer = None;
+        }
+    }
+
+    /// Marks the transfer as started by a REFER on `leg`, so progress goes out as NOTIFY.
+    pub(super) fn attach_refer(&mut self, leg: LegId) {
+        if let Some(transfer) = &mut self.transfer {
+            transfer.refer = Some(leg);
+        }
+    }
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The agent's keys: the RFC 4733 detector and the collector that matches them against
+/// the transfer sequences.
+pub(in crate::session) struct AgentKeys {
+    pub(super) detector: Option<crate::dtmf::rfc4733::Rfc4733Detector>,
+    pub(super) collector: crate::dtmf::collector::KeyCollector,
+}
+
+impl AgentKeys {
+    pub fn new(inter_digit_timeout: Duration, prefixes: u16) -> AgentKeys {
+        let prefixes = (0u8..16)
+            .filter(|event| prefixes & (1 << event) != 0)
+            .filter_map(crate::dtmf::key_for_event)
+            .collect();
+        let config = crate::dtmf::collector::CollectorConfig {
+            prefixes,
+            inter_digit_timeout,
+            ..crate::dtmf::collector::CollectorConfig::default()
+        };
+        AgentKeys {
+            detector: None,
+            collector: crate::dtmf::collector::KeyCollector::new(config),
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let detector = self
+            .detector
+            .as_ref()
+            .and_then(|detector| detector.next_deadline());
+        [detector, self.collector.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
