@@ -463,7 +463,7 @@ impl Rfc4733Detector {
 
         // A packet inside the ended press is late, unless it was sent after the end packets
         // and reports less of the press than they did. Such a packet starts a new press at a
-        // timestamp inside the old one: some senders reuse the timestamp, and SIPp 3.6.1's
+        // timestamp inside the old one. Some senders reuse the timestamp, and SIPp 3.6.1's
         // play_dtmf advances it by 400 units per key although each press lasts 1600.
         let reach = offset.saturating_add(u32::from(block.duration));
         if newer && reach < press.span {
