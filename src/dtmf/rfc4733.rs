@@ -436,6 +436,9 @@ impl Rfc4733Detector {
         if !press.ended {
             // Segments of a long press and re-stamped packets start no later than where
             // the press has reached.
+            // NOTE: a repeated key whose first press lost every end packet is taken as one
+            // press when the second starts within the first's reach, as with SIPp's
+            // play_dtmf timestamps.
             return if offset <= press.span.saturating_add(self.slack) {
                 Relation::Continues(offset)
             } else {
@@ -459,8 +462,9 @@ impl Rfc4733Detector {
         }
 
         // A packet inside the ended press is late, unless it was sent after the end packets
-        // and reports less of the press than they did. Such a packet means that the sender
-        // reused the timestamp for a new press.
+        // and reports less of the press than they did. Such a packet starts a new press at a
+        // timestamp inside the old one. Some senders reuse the timestamp, and SIPp 3.6.1's
+        // play_dtmf advances it by 400 units per key although each press lasts 1600.
         let reach = offset.saturating_add(u32::from(block.duration));
         if newer && reach < press.span {
             Relation::NewPress

@@ -222,31 +222,36 @@ fn triple_end_same_sequence() {
 
 #[test]
 fn increasing_sequence_ends() {
-    // SIPp's play_dtmf="*1#": payload type 96, ends with increasing sequence numbers.
+    // What SIPp 3.6.1 sends for play_dtmf="*11#", as captured on loopback: a new timestamp
+    // every 400 units although each press lasts 1600, the R bit set on some packets, and
+    // three end packets with increasing sequence numbers.
     let mut link = Link::new(8000);
-    let mut ms = 0;
-    for (index, event) in [10u8, 1, 11].into_iter().enumerate() {
-        let timestamp = 1000 + 4000 * u32::try_from(index).unwrap();
-        ms = link.press(
-            ms,
-            timestamp,
-            event,
-            200,
-            Marker::FirstPacket,
-            EndSequence::Increasing,
-        );
-        ms += 100;
+    let mut sequence = 1240u16;
+    for (index, event) in [10u8, 1, 1, 11].into_iter().enumerate() {
+        let start_ms = 400 * u64::try_from(index).unwrap();
+        let timestamp = 24_400 + 400 * u32::try_from(index).unwrap();
+        for step in 0..13u16 {
+            let end = step >= 10;
+            let duration = 160 * step.min(10);
+            let mut payload = block(event, end, 10, duration);
+            if (step + sequence).is_multiple_of(5) {
+                payload[1] |= 0x40;
+            }
+            let ms = start_ms + 20 * u64::from(step.min(10));
+            link.send_with(ms, sequence, timestamp, step == 0, &payload);
+            sequence = sequence.wrapping_add(1);
+        }
     }
 
-    assert_eq!(link.starts(), "*1#");
-    assert_eq!(link.ended_keys(), "*1#");
+    assert_eq!(link.starts(), "*11#");
+    assert_eq!(link.ended_keys(), "*11#");
     assert!(
         link.ends()
             .iter()
             .all(|end| end.cause == EndCause::EndPacket)
     );
     assert!(link.ends().iter().all(|end| end.duration_ms == 200));
-    assert_eq!(link.detector.counters().duplicates, 6);
+    assert_eq!(link.detector.counters().duplicates, 8);
 }
 
 #[test]
