@@ -565,6 +565,8 @@ impl Call {
         self.anchor = None;
         self.ctx.table.remove(&self.a.dialog.call_id, self.session);
         self.ctx.table.remove(&self.b.dialog.call_id, self.session);
+        self.ctx.table.remove(&self.c.dialog.call_id, self.session);
+        self.ctx.calls.remove(&self.session);
         debug!("call task finished");
     }
 
@@ -577,7 +579,8 @@ impl Call {
                 self.fail(Failure::ShuttingDown).await;
             }
             Phase::Confirmed => {
-                for leg in [LegId::A, LegId::B] {
+                self.abort_transfer("call ended").await;
+                for leg in [LegId::A, LegId::B, LegId::C] {
                     if self.leg(leg).up {
                         self.send_bye(leg, reason).await;
                     }

@@ -22,14 +22,7 @@ impl Call {
             .anchor
             .as_ref()
             .map_or(8000, |anchor| anchor.agent_event_clock());
-        let event = EventPacket {
-            ssrc: packet.ssrc,
-            sequence: packet.sequence,
-            timestamp: packet.timestamp,
-            marker: packet.marker,
-            payload: &packet.payload,
-        };
-        for detected in self.dtmf.detect(clock, event, now) {
+        for detected in self.dtmf.detect(clock, EventPacket::from(&packet), now) {
             if let DetectorEvent::DigitStart(start) = detected {
                 self.on_agent_key(start.key, TriggerKind::Dtmf, now).await;
             }
