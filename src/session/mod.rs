@@ -33,6 +33,7 @@ use crate::metrics::Metrics;
 use crate::sip::{Request, Response, uri::Uri};
 use crate::transaction::Timers;
 use crate::transport::{Protocol, Target, Transport};
+use crate::trunk::Prober;
 
 /// What a call task receives.
 #[derive(Debug)]
@@ -61,6 +62,8 @@ pub struct Context {
     /// Where calls from the switch are sent.
     pub agent: Uri,
     transport: OnceLock<Arc<Transport>>,
+    /// The gateway prober, offered every response whose Call-ID belongs to no call.
+    probes: OnceLock<Arc<Prober>>,
     draining: AtomicBool,
     /// Calls started and not yet ended; ended calls may linger in the table.
     active_calls: AtomicUsize,
@@ -84,6 +87,7 @@ impl Context {
             trusted,
             agent,
             transport: OnceLock::new(),
+            probes: OnceLock::new(),
             draining: AtomicBool::new(false),
             active_calls: AtomicUsize::new(0),
         })
@@ -93,6 +97,16 @@ impl Context {
     /// an answer.
     pub fn attach_transport(&self, transport: Arc<Transport>) {
         let _ = self.transport.set(transport);
+    }
+
+    /// Attaches the gateway prober. Called once at startup; a second call is ignored.
+    pub fn attach_probes(&self, prober: Arc<Prober>) {
+        let _ = self.probes.set(prober);
+    }
+
+    /// The gateway prober, once attached.
+    pub fn probes(&self) -> Option<&Arc<Prober>> {
+        self.probes.get()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
