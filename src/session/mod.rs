@@ -104,7 +104,7 @@ impl Context {
         let _ = self.probes.set(prober);
     }
 
-    /// The gateway prober, once attached.
+    /// Returns the gateway prober, once attached.
     pub fn probes(&self) -> Option<&Arc<Prober>> {
         self.probes.get()
     }

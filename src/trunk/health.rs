@@ -16,9 +16,9 @@
 //!
 //! # What counts as a success or a failure
 //!
-//! An OPTIONS answered with any final response shows the gateway is reachable and
-//! processing requests (RFC 3261 §11.2 lets it answer 200, 405 or a 4xx of its policy),
-//! so 2xx, 3xx, 4xx and 6xx count as success. The exceptions are 408, which a proxy in
+//! Any final response to an OPTIONS shows that the gateway is reachable and processing
+//! requests, because RFC 3261 §11.2 lets it respond 200, 405 or a 4xx of its policy. So
+//! 2xx, 3xx, 4xx and 6xx count as success. The exceptions are 408, which a proxy in
 //! front of the gateway sends when the gateway did not answer, and every 5xx, which says
 //! the server cannot serve requests now. A timeout, a transport error or an unresolvable
 //! name are failures. Provisional responses carry no signal.
@@ -56,12 +56,12 @@ impl fmt::Display for Health {
     }
 }
 
-/// Why a probe or a call counts against a gateway.
+/// The cause of a failed probe or call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureCause {
     /// No final response before the probe timeout, timer F or timer B.
     Timeout,
-    /// A final response that says the gateway cannot serve requests (408, 5xx).
+    /// A final response meaning the gateway cannot serve requests now (408, 5xx).
     Status(u16),
     /// The transport failed to send the request.
     TransportError,
@@ -83,7 +83,7 @@ impl fmt::Display for FailureCause {
 /// One piece of evidence about a gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
-    /// The gateway answered with this status.
+    /// A response with this status came from the gateway.
     Success {
         status: u16,
     },
@@ -115,7 +115,7 @@ impl Signal {
 impl fmt::Display for Signal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Signal::Success { status } => write!(f, "answered {status}"),
+            Signal::Success { status } => write!(f, "response {status}"),
             Signal::Failure(cause) => cause.fmt(f),
         }
     }
@@ -151,7 +151,7 @@ pub struct HealthState {
 }
 
 impl HealthState {
-    /// Starts in [`Health::Unknown`].
+    /// Creates a machine in [`Health::Unknown`].
     pub fn new(thresholds: Thresholds) -> Self {
         HealthState {
             health: Health::Unknown,
@@ -193,7 +193,7 @@ impl HealthState {
         }
     }
 
-    /// Counts a success: the gateway answered with `status`.
+    /// Counts a success: a response with `status` came from the gateway.
     pub fn on_success(&mut self, status: u16) -> Option<Transition> {
         self.failures = 0;
         self.successes = self.successes.saturating_add(1);

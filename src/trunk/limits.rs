@@ -40,7 +40,8 @@ impl Channels {
 }
 
 impl ChannelCounter {
-    /// A counter with no channel in use. A limit of `Some(u32::MAX)` is the same as none.
+    /// Creates a counter with no channel in use. A limit of `Some(u32::MAX)` is the same
+    /// as none.
     pub fn new(limit: Option<u32>) -> Arc<Self> {
         Arc::new(ChannelCounter {
             in_use: AtomicU32::new(0),

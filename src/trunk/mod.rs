@@ -2,8 +2,8 @@
 //! their channel counts, the order to try them in, and the OPTIONS pings that keep the
 //! health current.
 //!
-//! The module takes plain [`GatewaySpec`] values and knows nothing of the dial plan that
-//! produces them. It owns:
+//! The module takes plain [`GatewaySpec`] values and does not depend on the dial plan
+//! that produces them. It owns:
 //!
 //! - [`health`]: the Unknown/Up/Down machine of one gateway, free of I/O and of the clock.
 //! - [`limits`]: lock-free channel counting with a guard that releases on drop.
@@ -71,7 +71,7 @@ string_id!(
     TrunkId
 );
 
-/// Where a gateway is reached.
+/// The address of a gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewayTarget {
     /// A `sip:` URI: `sip:host[:port][;transport=tcp]`. A domain name is resolved through
@@ -102,7 +102,7 @@ impl GatewayTarget {
         }
     }
 
-    /// Returns the transport protocol: TCP when the URI says `transport=tcp`.
+    /// Returns the transport protocol: TCP when the URI has `transport=tcp`.
     pub fn protocol(&self) -> Protocol {
         match self {
             GatewayTarget::Uri(uri) => match uri.params.value("transport") {
@@ -209,7 +209,7 @@ async fn lookup(name: &str, port: u16) -> Result<IpAddr, ResolveError> {
     }
 }
 
-/// How a gateway is probed with OPTIONS, and the thresholds that move its health. The
+/// The OPTIONS probe settings of a gateway, and the thresholds that move its health. The
 /// thresholds apply to passive signals from calls too, even when probing is disabled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeSpec {

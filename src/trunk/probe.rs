@@ -9,14 +9,14 @@
 //! and CSeq method (§17.1.3) before passing the status on.
 //!
 //! A probe fails on a 408 or 5xx, on timer F or the probe timeout, on a transport error
-//! and on a name that does not resolve; any other final response is a success (see
-//! [`Signal::from_options_response`]).
+//! and on a name that does not resolve. Any other final response is a success, as
+//! [`Signal::from_options_response`] classifies it.
 //!
 //! Tasks hold only a weak reference to the [`Prober`] between probes, and stop when their
 //! gateway leaves the registry or stops being probed, on [`Prober::shutdown`], or when
 //! the prober is dropped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,8 +69,8 @@ pub struct Prober {
 }
 
 impl Prober {
-    /// A prober for the gateways of `registry`, using `timers` for retransmissions and
-    /// `user_agent` for the User-Agent header. Nothing is sent before [`Prober::start`].
+    /// Creates a prober for the gateways of `registry`, using `timers` for retransmissions
+    /// and `user_agent` for the User-Agent header. Nothing is sent before [`Prober::start`].
     pub fn new(registry: Arc<TrunkRegistry>, timers: Timers, user_agent: &str) -> Arc<Prober> {
         Arc::new(Prober {
             registry,
@@ -113,7 +113,7 @@ impl Prober {
         if self.transport.get().is_none() || self.is_stopped() {
             return;
         }
-        let enabled: Vec<GatewayId> = self
+        let enabled: HashSet<GatewayId> = self
             .registry
             .ids()
             .into_iter()
@@ -149,7 +149,7 @@ impl Prober {
     }
 
     /// Takes a response whose Call-ID belongs to no call. Returns true when the Call-ID is
-    /// a probe's, so the caller need not handle it further; a response with the probe's
+    /// a probe's, so the caller need not handle it further. A response with the probe's
     /// Call-ID but another branch or method is dropped here. Never blocks.
     pub fn on_response(&self, response: &Response) -> bool {
         let Ok(call_id) = response.call_id() else {
@@ -312,7 +312,7 @@ impl Prober {
     }
 }
 
-/// The loop of one gateway's probe task: probe, wait for the interval, repeat.
+/// Runs one gateway's probe task: probe, wait for the interval, repeat.
 async fn run_probes(prober: Weak<Prober>, id: GatewayId, mut stop: watch::Receiver<()>) {
     let mut cseq: u32 = 0;
     loop {
@@ -356,7 +356,8 @@ struct ProbeRun<'a> {
 }
 
 impl ProbeRun<'_> {
-    /// Carries out the transaction's actions. `status` is the response the actions answer.
+    /// Carries out the transaction's actions. `status` is that of the response that caused
+    /// them.
     async fn carry_out(
         &mut self,
         client: &mut NonInviteClient,
@@ -399,7 +400,7 @@ impl ProbeRun<'_> {
         self.outcome = Some(signal);
         match signal {
             Signal::Success { status } => {
-                trace!(gateway = %self.gateway.id(), status, "probe answered");
+                trace!(gateway = %self.gateway.id(), status, "probe response received");
             }
             Signal::Failure(cause) => {
                 debug!(gateway = %self.gateway.id(), %cause, "probe failed");

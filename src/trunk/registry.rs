@@ -3,8 +3,8 @@
 //!
 //! The registry is rebuilt from the dial plan on every reload with
 //! [`TrunkRegistry::update`]. A gateway whose id and target did not change keeps its health
-//! and its channel count, so a reload neither forgets that a gateway is down nor lets calls
-//! in progress exceed a limit. A gateway whose target changed starts again as Unknown with
+//! and its channel count, so after a reload a down gateway stays down and calls in
+//! progress still count against its limit. A gateway whose target changed starts again as Unknown with
 //! no channel in use; calls still up on the old target keep their guards on the old
 //! counter.
 
@@ -40,7 +40,7 @@ impl Gateway {
         }
     }
 
-    /// A gateway with a new specification and the state of `self`.
+    /// Creates a gateway with a new specification and the state of `self`.
     fn respecified(&self, spec: GatewaySpec) -> Self {
         self.lock_health().set_thresholds(thresholds(&spec));
         self.channels.set_limit(spec.channel_limit);
@@ -115,7 +115,7 @@ fn thresholds(spec: &GatewaySpec) -> Thresholds {
     }
 }
 
-/// Why no channel could be taken on a gateway.
+/// The reason no channel could be taken on a gateway.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AcquireError {
     #[error("gateway {id} not found")]
@@ -124,7 +124,7 @@ pub enum AcquireError {
     Full { id: GatewayId, limit: u32 },
 }
 
-/// What an update changed, each list sorted by id.
+/// The changes an update made, each list sorted by id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UpdateSummary {
     /// Gateways that did not exist before.
@@ -146,12 +146,12 @@ pub struct TrunkRegistry {
 }
 
 impl TrunkRegistry {
-    /// An empty registry.
+    /// Creates an empty registry.
     pub fn new() -> Self {
         TrunkRegistry::default()
     }
 
-    /// A registry holding `specs`.
+    /// Creates a registry containing `specs`.
     ///
     /// # Errors
     ///

@@ -22,14 +22,14 @@ pub struct Candidate {
     pub channels: Channels,
 }
 
-/// Why a gateway is not in the order.
+/// The reason a gateway is not in the order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkipReason {
     /// The health machine marked it Down.
     Down,
     /// Every channel is in use.
     Full { limit: u32 },
-    /// The registry holds no gateway of that id.
+    /// The registry contains no gateway of that id.
     UnknownGateway,
 }
 
@@ -100,6 +100,7 @@ fn order_group<R: Rng + ?Sized>(group: &[&Candidate], rng: &mut R, out: &mut Vec
     let mut weighted: Vec<&Candidate> = group.iter().copied().filter(|c| c.weight > 0).collect();
     let mut total: u64 = weighted.iter().map(|c| u64::from(c.weight)).sum();
 
+    // `total` is the sum of the remaining positive weights, so the range is never empty.
     while !weighted.is_empty() {
         let mut draw = rng.random_range(0..total);
         let mut index = weighted.len() - 1;
