@@ -17,7 +17,6 @@
 //! the prober is dropped.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
@@ -32,13 +31,13 @@ use tracing::{debug, trace};
 use super::health::{FailureCause, Signal};
 use super::registry::{Gateway, TrunkRegistry, UpdateSummary};
 use super::{GatewayId, GatewaySpec, SpecError};
-use crate::sip::uri::Uri;
-use crate::sip::{Branch, CallId, Headers, Method, Request, Response, Tag};
+use crate::sip::{Branch, CallId, Headers, Method, Response};
 use crate::transaction::{Action, NonInviteClient, Timers};
-use crate::transport::{Protocol, Target, Transport};
+use crate::transport::{Target, Transport};
+use request::Options;
 
-/// Max-Forwards of a probe (RFC 3261 §8.1.1.6).
-const MAX_FORWARDS: &str = "70";
+mod request;
+
 /// Responses queued per probe before further retransmissions are dropped.
 const RESPONSE_QUEUE: usize = 8;
 
@@ -150,7 +149,8 @@ impl Prober {
 
     /// Takes a response whose Call-ID belongs to no call. Returns true when the Call-ID is
     /// a probe's, so the caller need not handle it further. A response with the probe's
-    /// Call-ID but another branch or method is dropped here. Never blocks.
+    /// Call-ID but another branch or method is dropped here. It takes only a map read
+    /// lock and a non-waiting channel send, so it is safe to call from a receive task.
     pub fn on_response(&self, response: &Response) -> bool {
         let Ok(call_id) = response.call_id() else {
             return false;
@@ -419,98 +419,5 @@ struct PendingEntry<'a> {
 impl Drop for PendingEntry<'_> {
     fn drop(&mut self) {
         self.pending.remove(&self.call_id);
-    }
-}
-
-/// The values of one OPTIONS request.
-struct Options<'a> {
-    uri: Uri,
-    local: SocketAddr,
-    protocol: Protocol,
-    call_id: &'a CallId,
-    branch: &'a Branch,
-    cseq: u32,
-    user_agent: &'a str,
-}
-
-impl Options<'_> {
-    /// Builds the request with the headers of RFC 3261 §8.1.1 and §11.1.
-    fn build(&self) -> Request {
-        let local = self.local;
-        let contact = match self.protocol {
-            Protocol::Udp => format!("<sip:{local}>"),
-            Protocol::Tcp => format!("<sip:{local};transport=tcp>"),
-        };
-        let mut to = self.uri.clone();
-        to.headers.clear();
-
-        let mut request = Request::new(Method::Options, self.uri.clone());
-        request.push_header(
-            "Via",
-            format!(
-                "SIP/2.0/{} {local};branch={};rport",
-                self.protocol.via_token(),
-                self.branch
-            ),
-        );
-        request.push_header("Max-Forwards", MAX_FORWARDS);
-        request.push_header("From", format!("<sip:{local}>;tag={}", Tag::generate()));
-        request.push_header("To", format!("<{to}>"));
-        request.push_header("Call-ID", self.call_id.as_str());
-        request.push_header("CSeq", format!("{} OPTIONS", self.cseq));
-        request.push_header("Contact", contact);
-        request.push_header("Accept", "application/sdp");
-        request.push_header("User-Agent", self.user_agent);
-        request
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    use crate::sip::Message;
-
-    #[test]
-    fn options_has_required_headers() {
-        let call_id = CallId::new("probe-1@192.0.2.10");
-        let branch = Branch::generate();
-        let options = Options {
-            uri: "sip:198.51.100.7:5080;transport=tcp"
-                .parse()
-                .expect("valid uri"),
-            local: "192.0.2.10:5060".parse().expect("valid address"),
-            protocol: Protocol::Tcp,
-            call_id: &call_id,
-            branch: &branch,
-            cseq: 7,
-            user_agent: "hotline-b2bua",
-        };
-        let encoded = options.build().encode();
-        let Ok(Message::Request(request)) = crate::sip::parse(&encoded, false) else {
-            panic!("probe does not parse: {encoded:?}");
-        };
-
-        assert_eq!(request.method, Method::Options);
-        assert_eq!(
-            request.uri.to_string(),
-            "sip:198.51.100.7:5080;transport=tcp"
-        );
-        assert_eq!(request.max_forwards(), Ok(Some(70)));
-        assert_eq!(request.call_id(), Ok(call_id));
-        let cseq = request.cseq().expect("valid CSeq");
-        assert_eq!((cseq.seq, cseq.method.as_str()), (7, "OPTIONS"));
-        assert!(request.from_tag().expect("valid From").is_some());
-        assert_eq!(request.to_tag(), Ok(None));
-        assert_eq!(request.branch(), Ok(branch));
-        let via = request.header("Via").expect("Via present");
-        assert!(via.starts_with("SIP/2.0/TCP 192.0.2.10:5060;"), "{via}");
-        assert!(via.ends_with(";rport"), "{via}");
-        assert_eq!(
-            request.header("Contact"),
-            Some("<sip:192.0.2.10:5060;transport=tcp>")
-        );
-        assert_eq!(request.header("Accept"), Some("application/sdp"));
-        assert_eq!(request.header("User-Agent"), Some("hotline-b2bua"));
     }
 }
