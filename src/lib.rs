@@ -11,6 +11,8 @@
 //!   transactions; the lock-free session table routes messages to it.
 //! - [`dialog`]: dialog state per leg (RFC 3261 §12): Call-ID, tags, CSeq, route set, remote
 //!   target.
+//! - [`trunk`]: the gateways to other cities' hotlines: health, channel limits, the order
+//!   to try them in, and the OPTIONS probes that keep their health current.
 //! - [`transaction`]: the four RFC 3261 §17 transaction machines, free of I/O and of the clock.
 //! - [`transport`]: UDP and TCP sockets, framing, connection reuse, the §18 send rules.
 //! - [`sip`]: the only module that touches `rsip`: parsing with normalisation and framing,
@@ -46,3 +48,4 @@ pub mod session;
 pub mod sip;
 pub mod transaction;
 pub mod transport;
+pub mod trunk;

@@ -15,6 +15,7 @@ use crate::media::PortPool;
 use crate::session::{CallEvent, Context, Dispatcher, TrustList};
 use crate::sip::uri::Uri;
 use crate::transport::Transport;
+use crate::trunk::{Prober, TrunkRegistry};
 
 /// How long hung-up calls get to finish their BYE transactions before the process exits.
 const HANGUP_WAIT: Duration = Duration::from_secs(5);
@@ -38,6 +39,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         _ = terminate.recv() => info!("received SIGTERM"),
     }
     drain(&ctx).await;
+    if let Some(probes) = ctx.probes() {
+        probes.shutdown().await;
+    }
     info!(counters = %ctx.metrics.summary(), "stopped");
     Ok(())
 }
@@ -61,9 +65,17 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Context>> {
     );
 
     let ctx = Context::new(config, pool, trusted, agent);
+    // The gateways come from the dial plan; until one is loaded no gateway is probed.
+    let prober = Prober::new(
+        Arc::new(TrunkRegistry::new()),
+        ctx.timers,
+        &ctx.config.sip.user_agent,
+    );
+    ctx.attach_probes(Arc::clone(&prober));
     let dispatcher = Dispatcher::new(Arc::clone(&ctx));
     let transport = Transport::bind(listen, udp_max, recv_buffer, dispatcher).await?;
-    ctx.attach_transport(transport);
+    ctx.attach_transport(Arc::clone(&transport));
+    prober.start(transport);
     info!(
         agent = %ctx.agent,
         relay = %media.0,

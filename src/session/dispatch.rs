@@ -181,7 +181,16 @@ impl Dispatcher {
                     self.ctx.metrics.messages_dropped.inc();
                 }
             }
-            None => debug!(%call_id, status = response.status, "response for no call"),
+            None => {
+                // Responses to the gateway OPTIONS probes carry Call-IDs of no call.
+                let probed = self
+                    .ctx
+                    .probes()
+                    .is_some_and(|probes| probes.on_response(&response));
+                if !probed {
+                    debug!(%call_id, status = response.status, "response for no call");
+                }
+            }
         }
     }
 

@@ -41,6 +41,7 @@ use crate::metrics::Metrics;
 use crate::sip::{Headers, Request, Response, uri::Uri};
 use crate::transaction::Timers;
 use crate::transport::{Protocol, Target, Transport};
+use crate::trunk::Prober;
 
 /// What a call task receives.
 #[derive(Debug)]
@@ -80,6 +81,8 @@ pub struct Context {
     /// Where calls from the switch are sent.
     pub agent: Uri,
     transport: OnceLock<Arc<Transport>>,
+    /// The gateway prober, offered every response whose Call-ID belongs to no call.
+    probes: OnceLock<Arc<Prober>>,
     draining: AtomicBool,
     /// Calls started and not yet ended; ended calls may linger in the table.
     active_calls: AtomicUsize,
@@ -115,6 +118,7 @@ impl Context {
             trusted,
             agent,
             transport: OnceLock::new(),
+            probes: OnceLock::new(),
             draining: AtomicBool::new(false),
             active_calls: AtomicUsize::new(0),
             router: RwLock::new(Arc::new(NoRoutes)),
@@ -129,6 +133,16 @@ impl Context {
     /// an answer.
     pub fn attach_transport(&self, transport: Arc<Transport>) {
         let _ = self.transport.set(transport);
+    }
+
+    /// Attaches the gateway prober. Called once at startup; a second call is ignored.
+    pub fn attach_probes(&self, prober: Arc<Prober>) {
+        let _ = self.probes.set(prober);
+    }
+
+    /// Returns the gateway prober, once attached.
+    pub fn probes(&self) -> Option<&Arc<Prober>> {
+        self.probes.get()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
