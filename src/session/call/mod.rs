@@ -130,6 +130,7 @@ pub(super) struct Call {
     /// The last ACK sent per leg, with its CSeq, resent when the 2xx is retransmitted.
     last_acks: Vec<(LegId, u32, Bytes, Target)>,
     answered_at: Option<Instant>,
+    started_at: std::time::SystemTime,
     /// After the call ended, transactions linger to absorb retransmissions until then.
     linger_until: Option<Instant>,
     shutting_down: bool,
@@ -325,6 +326,7 @@ impl Call {
             pending_acks: Vec::new(),
             last_acks: Vec::new(),
             answered_at: None,
+            started_at: std::time::SystemTime::now(),
             linger_until: None,
             shutting_down: false,
         };
@@ -362,6 +364,7 @@ impl Call {
 
         let extra = direct.map(|routed| routed.headers).unwrap_or_default();
         call.send_b_invite(offer, b_call_id, extra).await;
+        call.publish_call();
         Some(call)
     }
 
@@ -593,6 +596,42 @@ impl Call {
         }
     }
 
+    /// Copies this call's state where the control API lists calls.
+    pub(super) fn publish_call(&self) {
+        let state = match (self.phase, &self.transfer) {
+            (Phase::Proceeding, _) => "ringing",
+            (Phase::Confirmed, Some(transfer)) if transfer.is_active() => "transferring",
+            (Phase::Confirmed, _) if self.a_peer == LegId::C => "transferred",
+            (Phase::Confirmed, _) => "talking",
+            _ => "ending",
+        };
+        let legs = [LegId::A, LegId::B, LegId::C]
+            .into_iter()
+            .filter(|&leg| leg != LegId::C || self.c.up || self.transfer.is_some())
+            .map(|leg| super::LegSummary {
+                leg: leg.as_str(),
+                call_id: self.leg(leg).dialog.call_id.to_string(),
+                peer: self.leg(leg).target.addr.to_string(),
+                up: self.leg(leg).up,
+            })
+            .collect();
+        let summary = super::CallSummary {
+            session: self.session.0,
+            call_id: self.a.dialog.call_id.to_string(),
+            caller: self
+                .a_invite
+                .from_header()
+                .ok()
+                .and_then(|from| from.uri.user)
+                .unwrap_or_default(),
+            state,
+            started_at: self.started_at,
+            legs,
+            transfer: self.transfer.as_ref().map(|transfer| transfer.status.id),
+        };
+        self.ctx.calls.insert(self.session, summary);
+    }
+
     /// A new media anchor that reports the agent's keys to this call.
     fn new_anchor(&self) -> Result<Anchor, super::anchor::AnchorError> {
         let mut anchor = Anchor::new(&self.ctx, self.session)?;
@@ -631,6 +670,7 @@ impl Call {
         if self.phase == Phase::Done {
             return;
         }
+        self.ctx.calls.remove(&self.session);
         self.phase = Phase::Done;
         self.stop_media();
         self.ring_deadline = None;

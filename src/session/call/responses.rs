@@ -157,6 +157,7 @@ impl Call {
         self.answered_at = Some(Instant::now());
         self.ctx.metrics.calls_answered.inc();
         debug!("call answered");
+        self.publish_call();
         let branch = self.a_invite_branch.clone();
         self.send_2xx(LegId::A, &branch, answer).await;
     }

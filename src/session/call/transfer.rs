@@ -694,6 +694,9 @@ impl Call {
         if let Some(transfer) = &self.transfer {
             self.ctx.publish_transfer(transfer.status.clone());
         }
+        if self.phase == Phase::Confirmed {
+            self.publish_call();
+        }
     }
 
     fn record_transfer(&self) {
