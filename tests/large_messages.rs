@@ -1,5 +1,5 @@
 //! Requests larger than `sip.udp_max_bytes` (RFC 3261 §18.1.1): the engine must send them
-//! over TCP even though the agent target names no transport, and say so in the Via. The
+//! over TCP even though the agent target names no transport, and name TCP in the Via. The
 //! rule is for requests only: a response goes back over the transport its request came
 //! on (§18.2.2), whatever its size.
 
@@ -23,8 +23,8 @@ fn padding() -> String {
         .collect()
 }
 
-/// A caller scenario from `tests/scenarios` whose SDP offer is padded so that the
-/// engine's INVITE to the agent exceeds [`UDP_MAX_BYTES`].
+/// Renders a caller scenario from `tests/scenarios` with its SDP offer padded, so that
+/// the engine's INVITE to the agent exceeds [`UDP_MAX_BYTES`].
 fn padded_caller(h: &Harness, name: &str) -> PathBuf {
     let padded = format!("{}a=sendrecv", padding());
     render_scenario(&h.dir, name, &[("a=sendrecv", &padded)])
@@ -37,7 +37,7 @@ fn large_invite_settings() -> EngineSettings {
     }
 }
 
-/// Asserts that the agent's INVITE was above the limit and says TCP in its Via.
+/// Asserts that the agent's INVITE was above the limit and names TCP in its Via.
 fn assert_invite_over_tcp(agent: &Sipp) {
     let invite = first_received(agent, "INVITE").expect("the agent received an INVITE");
     assert!(
@@ -53,10 +53,10 @@ fn assert_invite_over_tcp(agent: &Sipp) {
     );
 }
 
-/// The agent SIPp listens only on TCP at the agent port; the target is plain
+/// The agent SIPp listens only on TCP at the agent port. The target is plain
 /// `sip:agent@127.0.0.1:<port>`, so the engine would choose UDP for a small INVITE. The
-/// caller's large offer makes the INVITE exceed `udp_max_bytes`: the agent must receive it
-/// over TCP with a TCP Via. The agent rejects with 486, which the caller must get, and
+/// caller's large offer makes the INVITE exceed `udp_max_bytes`, so the agent must receive
+/// it over TCP with a TCP Via. The agent rejects with 486, which the caller must get, and
 /// the engine's ACK for the 486 must reach the agent on the same TCP connection.
 #[test]
 fn large_invite_goes_over_tcp() {
@@ -94,9 +94,9 @@ fn large_invite_call_completes_over_tcp() {
 }
 
 /// With `udp_max_bytes` below the size of the engine's 200 with SDP, the INVITE to the
-/// agent goes over TCP, but the 200 to the caller, whose INVITE came over UDP, must still
-/// go back over UDP to the Via's address (RFC 3261 §18.2.2): the §18.1.1 size rule is for
-/// requests, and the caller listens on UDP only.
+/// agent goes over TCP. The caller's INVITE came over UDP, so the 200 must go back over
+/// UDP to the Via's address (RFC 3261 §18.2.2). The §18.1.1 size rule is for requests, and
+/// the caller listens on UDP only.
 #[test]
 #[ignore = "engine bug: a response above sip.udp_max_bytes is sent over TCP to the \
             caller's UDP address, so the caller never gets the 200"]

@@ -135,7 +135,7 @@ impl Baresip {
             .write_all(format!("{}:{request},", request.len()).as_bytes())
             .expect("send the command to baresip");
 
-        // Responses and events arrive as netstrings, "<length>:<JSON>,"; events about
+        // Responses and events arrive as netstrings, "<length>:<JSON>,". Events about
         // calls may come before the response.
         let mut received = Vec::new();
         let mut buffer = [0u8; 4096];
@@ -164,7 +164,7 @@ impl Baresip {
         response["data"].as_str().unwrap_or_default().to_owned()
     }
 
-    /// The number in baresip's "Active calls (N)" listing.
+    /// Returns the number of calls in baresip's "Active calls (N)" listing.
     pub fn active_calls(&self) -> usize {
         let listing = self.command("listcalls", "");
         listing
@@ -181,7 +181,7 @@ impl Baresip {
     }
 }
 
-/// The payload of a complete netstring at the start of `data`, and what follows it.
+/// Splits a complete netstring at the start of `data` into its payload and what follows.
 fn netstring(data: &[u8]) -> Option<(&[u8], &[u8])> {
     let colon = data.iter().position(|byte| *byte == b':')?;
     let length: usize = std::str::from_utf8(&data[..colon]).ok()?.parse().ok()?;

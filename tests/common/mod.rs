@@ -816,6 +816,22 @@ impl Harness {
         }
     }
 
+    /// Starts the engine for `test` with settings that depend on the test's ports, such as
+    /// an agent target that points back at the engine.
+    pub fn start_with(test: &str, settings: impl FnOnce(&Ports) -> EngineSettings) -> Harness {
+        require_sipp();
+        let dir = TestDir::new(test);
+        let ports = Ports::allocate();
+        let settings = settings(&ports);
+        let engine = Engine::start(&dir, &ports, &settings);
+        Harness {
+            engine,
+            settings,
+            ports,
+            dir,
+        }
+    }
+
     /// A SIPp agent named `agent` on the agent port.
     pub fn agent(&self, scenario: &Path) -> SippBuilder {
         SippBuilder::agent(
