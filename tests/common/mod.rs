@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod baresip;
 pub mod pcap;
 
 use std::fs;
@@ -94,6 +95,11 @@ impl Ports {
     /// A port for an RTP socket owned by the test.
     pub fn rtp_peer(&self) -> u16 {
         self.base + 28
+    }
+    /// The control port of a baresip agent (its `ctrl_tcp` module). baresip also binds
+    /// the agent port + 1 for TLS, so that port stays free.
+    pub fn agent_control(&self) -> u16 {
+        self.base + 30
     }
     /// The engine's relay range, `media.port_min..=media.port_max`.
     pub fn relay_min(&self) -> u16 {
@@ -189,6 +195,10 @@ pub struct EngineSettings {
     pub inactivity_timeout_secs: u64,
     pub grace_period_secs: u64,
     pub retry_after_secs: u32,
+    /// `sip.udp_max_bytes`; `None` leaves the engine's default.
+    pub udp_max_bytes: Option<usize>,
+    /// `log.format = "json"` instead of `"plain"`.
+    pub log_json: bool,
 }
 
 impl Default for EngineSettings {
@@ -204,6 +214,8 @@ impl Default for EngineSettings {
             inactivity_timeout_secs: 0,
             grace_period_secs: 1,
             retry_after_secs: 60,
+            udp_max_bytes: None,
+            log_json: false,
         }
     }
 }
@@ -220,10 +232,16 @@ impl EngineSettings {
             .clone()
             .unwrap_or_else(|| format!("sip:agent@127.0.0.1:{}{transport}", ports.agent()));
         let trusted: Vec<String> = self.trusted.iter().map(|t| format!("{t:?}")).collect();
+        let udp_max_bytes = self
+            .udp_max_bytes
+            .map(|bytes| format!("udp_max_bytes = {bytes}\n"))
+            .unwrap_or_default();
+        let log_format = if self.log_json { "json" } else { "plain" };
         format!(
             "[sip]\n\
              listen = \"127.0.0.1:{engine}\"\n\
              trusted = [{trusted}]\n\
+             {udp_max_bytes}\
              \n\
              [agent]\n\
              target = {target:?}\n\
@@ -245,7 +263,7 @@ impl EngineSettings {
              retry_after_secs = {retry}\n\
              \n\
              [log]\n\
-             format = \"plain\"\n\
+             format = \"{log_format}\"\n\
              level = \"debug\"\n",
             engine = ports.engine(),
             trusted = trusted.join(", "),
@@ -789,6 +807,22 @@ impl Harness {
         require_sipp();
         let dir = TestDir::new(test);
         let ports = Ports::allocate();
+        let engine = Engine::start(&dir, &ports, &settings);
+        Harness {
+            engine,
+            settings,
+            ports,
+            dir,
+        }
+    }
+
+    /// Starts the engine for `test` with settings that depend on the test's ports, such as
+    /// an agent target that points back at the engine.
+    pub fn start_with(test: &str, settings: impl FnOnce(&Ports) -> EngineSettings) -> Harness {
+        require_sipp();
+        let dir = TestDir::new(test);
+        let ports = Ports::allocate();
+        let settings = settings(&ports);
         let engine = Engine::start(&dir, &ports, &settings);
         Harness {
             engine,
