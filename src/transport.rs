@@ -138,10 +138,15 @@ impl Transport {
         self.local
     }
 
-    /// Sends one message. A UDP target gets TCP instead when the message is larger than the
-    /// configured UDP limit; TCP reuses an open connection to the address or opens one.
+    /// Sends one message. A request for a UDP target goes over TCP instead when it is larger
+    /// than the configured UDP limit; TCP reuses an open connection to the address or
+    /// opens one.
     pub async fn send(&self, target: Target, data: Bytes) -> Result<(), TransportError> {
-        let use_tcp = target.protocol == Protocol::Tcp || data.len() > self.udp_max_bytes;
+        // RFC 3261 §18.1.1 moves large requests to TCP; a response goes back over the
+        // transport its request came on (§18.2.2), whatever its size.
+        let is_response = data.starts_with(b"SIP/");
+        let too_large = data.len() > self.udp_max_bytes && !is_response;
+        let use_tcp = target.protocol == Protocol::Tcp || too_large;
         if !use_tcp {
             return self
                 .udp

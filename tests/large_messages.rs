@@ -74,9 +74,6 @@ fn large_invite_goes_over_tcp() {
 /// ACK and the BYE must reach it over TCP (RFC 3261 §12.2.1.1 sends in-dialog requests to
 /// the remote target, and §18.1.1 keeps the transport the INVITE used).
 #[test]
-#[ignore = "engine bug: after the agent's 2xx, the ACK and BYE go over UDP (the agent \
-            target's transport) although the INVITE went over TCP and the agent's \
-            Contact says transport=TCP"]
 fn large_invite_call_completes_over_tcp() {
     let h = Harness::start(
         "large_invite_call_completes_over_tcp",
@@ -98,8 +95,6 @@ fn large_invite_call_completes_over_tcp() {
 /// UDP to the Via's address (RFC 3261 §18.2.2). The §18.1.1 size rule is for requests, and
 /// the caller listens on UDP only.
 #[test]
-#[ignore = "engine bug: a response above sip.udp_max_bytes is sent over TCP to the \
-            caller's UDP address, so the caller never gets the 200"]
 fn large_response_stays_on_udp() {
     let settings = EngineSettings {
         udp_max_bytes: Some(SMALL_UDP_MAX_BYTES),

@@ -93,6 +93,25 @@ pub async fn resolve(uri: &Uri) -> Option<Target> {
     })
 }
 
+/// Where requests inside a dialog go (RFC 3261 §12.2.1.1): the first route or the remote
+/// target, over the transport its `transport` parameter names. Without that parameter
+/// the leg keeps the transport of `current`, because TCP user agents often leave it out
+/// of their Contact. `current` is also kept when the URI does not resolve.
+pub async fn next_hop_target(dialog: &crate::dialog::Dialog, current: Target) -> Target {
+    let hop = dialog.next_hop();
+    let Some(resolved) = resolve(&hop).await else {
+        return current;
+    };
+    if hop.params.contains("transport") {
+        resolved
+    } else {
+        Target {
+            protocol: current.protocol,
+            ..resolved
+        }
+    }
+}
+
 /// Copies every header of `from` that is not leg-local into `to`, as it arrived.
 pub fn copy_end_to_end_headers(from: &impl Headers, to: &mut impl Headers) {
     let copied: Vec<(String, String)> = from

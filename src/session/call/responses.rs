@@ -107,12 +107,7 @@ impl Call {
         }
         self.b_answered = true;
         self.b.up = true;
-        if let Some(target) = outbound::resolve(&self.b.dialog.next_hop()).await {
-            self.b.target = Target {
-                protocol: self.b.target.protocol,
-                ..target
-            };
-        }
+        self.b.target = outbound::next_hop_target(&self.b.dialog, self.b.target).await;
 
         if self.phase != Phase::Proceeding {
             // The answer crossed a CANCEL or the ring timeout: confirm and end it at once.

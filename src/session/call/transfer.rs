@@ -368,12 +368,7 @@ impl Call {
         transfer.status.sip_status = Some(response.status);
         self.c.up = true;
 
-        if let Some(target) = outbound::resolve(&self.c.dialog.next_hop()).await {
-            self.c.target = crate::transport::Target {
-                protocol: self.c.target.protocol,
-                ..target
-            };
-        }
+        self.c.target = outbound::next_hop_target(&self.c.dialog, self.c.target).await;
         let ack = self.c.dialog.request(Method::Ack, Some(seq));
         let target = self.c.target;
         self.send_ack(LegId::C, ack, target).await;
