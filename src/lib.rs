@@ -13,6 +13,9 @@
 //!   target.
 //! - [`transaction`]: the four RFC 3261 §17 transaction machines, free of I/O and of the clock.
 //! - [`transport`]: UDP and TCP sockets, framing, connection reuse, the §18 send rules.
+//! - [`dialplan`]: the transfer destinations, trunks, keys and matter catalogue, loaded
+//!   from `dialplans/*.toml` and explained before a call is placed; pure, no I/O after
+//!   loading.
 //! - [`sip`]: the only module that touches `rsip`: parsing with normalisation and framing,
 //!   URI and header parsers, typed ids, message building.
 //! - [`sdp`]: reads offers and answers and rewrites them to point at the relay.
@@ -35,6 +38,7 @@
 
 pub mod config;
 pub mod dialog;
+pub mod dialplan;
 pub mod media;
 pub mod metrics;
 pub mod sdp;
