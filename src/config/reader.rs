@@ -591,6 +591,24 @@ mod tests {
     }
 
     #[test]
+    fn dialplan_paths_validated() {
+        assert_eq!(
+            problems("[dialplan]\npaths = \"dialplans\"\n"),
+            ["t.toml:2:9: dialplan.paths must be an array of strings, found string"]
+        );
+        assert_eq!(
+            problems("[dialplan]\npaths = [\"\", 3]\nextra = 1\n"),
+            [
+                "t.toml:2:10: dialplan.paths[0] must be a file or directory path, found \"\"",
+                "t.toml:2:14: dialplan.paths[1] must be a string, found integer",
+                "t.toml:3:1: unknown key `extra` in [dialplan], expected one of: paths",
+            ]
+        );
+        let config = Config::from_bytes("t.toml", b"[dialplan]\npaths = []\n").unwrap();
+        assert!(config.dialplan.paths.is_empty());
+    }
+
+    #[test]
     fn invalid_utf8_is_a_problem() {
         let result = Config::from_bytes("t.toml", b"a = \"\xff\"\n");
         let problems = result.unwrap_err();

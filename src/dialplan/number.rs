@@ -83,9 +83,9 @@ impl fmt::Display for NumberFormat {
 /// Returns `text` in canonical national form, after removing the RFC 3966 §3 visual
 /// separators (`-` `.` `(` `)`) and spaces.
 ///
-/// `+86` and `0086` numbers become national: `0` + area code + subscriber for fixed
-/// lines, the bare 11 digits for mobiles (which start with 1). Other international
-/// numbers keep their `+`.
+/// `+86` and `0086` numbers become national: the bare 11 digits for mobiles (11 digits
+/// starting with 1), `0` + area code + subscriber for everything else. Other
+/// international numbers keep their `+`.
 ///
 /// # Errors
 ///
@@ -127,7 +127,10 @@ pub fn canonical_number(text: &str) -> Result<String, NumberError> {
         return Ok(digits);
     };
     match international.strip_prefix(COUNTRY_CODE) {
-        Some(national) if national.starts_with('1') => Ok(national.to_owned()),
+        // "+86 010 ..." keeps the trunk prefix that E.164 drops; read it as national.
+        Some(national) if is_mobile(national) || national.starts_with('0') => {
+            Ok(national.to_owned())
+        }
         Some(national) if !national.is_empty() => Ok(format!("0{national}")),
         _ => Ok(format!("+{international}")),
     }
@@ -142,8 +145,13 @@ fn to_e164(canonical: &str) -> Option<String> {
     if let Some(national) = canonical.strip_prefix('0') {
         return Some(format!("+{COUNTRY_CODE}{national}"));
     }
-    let mobile = canonical.len() == 11 && canonical.starts_with('1');
-    mobile.then(|| format!("+{COUNTRY_CODE}{canonical}"))
+    is_mobile(canonical).then(|| format!("+{COUNTRY_CODE}{canonical}"))
+}
+
+/// Whether `digits` is a mobile number of China: 11 digits starting with 1. Beijing's
+/// area code 10 also starts with 1, so the length matters.
+fn is_mobile(digits: &str) -> bool {
+    digits.len() == 11 && digits.starts_with('1')
 }
 
 /// The user part of a hotline's Request-URI in `format`: `+861012345` (E.164) or
@@ -191,7 +199,8 @@ mod tests {
     fn canonical_converts_country_code() {
         assert_eq!(canonical_number("+861012345").unwrap(), "01012345");
         assert_eq!(canonical_number("+86-10-12345").unwrap(), "01012345");
-        assert_eq!(canonical_number("008602212345").unwrap(), "02212345");
+        assert_eq!(canonical_number("00862212345").unwrap(), "02212345");
+        assert_eq!(canonical_number("+86 022 12345").unwrap(), "02212345");
         assert_eq!(canonical_number("+8613800000000").unwrap(), "13800000000");
         assert_eq!(canonical_number("+14155550100").unwrap(), "+14155550100");
         assert_eq!(canonical_number("+86").unwrap(), "+86");

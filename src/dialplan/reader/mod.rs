@@ -127,7 +127,8 @@ pub(super) fn read_file(file: &str, text: &str) -> (Draft, Vec<Problem>) {
                 "unknown section `{name}`, expected one of: {}",
                 SECTIONS.join(", ")
             );
-            reader.report(key.span().start, message);
+            // A [section] header starts before its key, `key = value` at its key.
+            reader.report(key.span().start.min(value.span().start), message);
             continue;
         }
         let Some(table) = reader.table(name, value) else {
