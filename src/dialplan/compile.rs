@@ -134,10 +134,12 @@ fn check_ids(checker: &mut Checker, drafts: &[Draft]) {
     );
 
     let has_version = drafts.iter().any(|draft| draft.catalogue_version.is_some());
-    let first_category = drafts
-        .iter()
-        .flat_map(|draft| draft.declared_categories.first())
-        .next();
+    let first_category = drafts.iter().find_map(|draft| {
+        draft
+            .declared_categories
+            .iter()
+            .min_by_key(|(_, origin)| (origin.line, origin.column))
+    });
     if let (false, Some((code, origin))) = (has_version, first_category) {
         let message = format!(
             "category.{code}: the catalogue has no version, add [catalogue] version = \

@@ -363,10 +363,7 @@ impl<'i> Reader<'i> {
             let field = format!("{path}.{key}");
             let offset = value.span().start;
             let result = match key {
-                "days" => self.strings(&field, value).map(|days| {
-                    let days: Vec<String> = days.into_iter().map(|(day, _)| day).collect();
-                    rule.set_days(&days)
-                }),
+                "days" => self.days(&field, value).map(|days| rule.set_days(&days)),
                 "hours" => self
                     .string(&field, value)
                     .map(|hours| rule.set_hours(&hours)),
@@ -391,6 +388,21 @@ impl<'i> Reader<'i> {
             return None;
         }
         valid.then_some(rule)
+    }
+
+    /// Reads the weekday entries of a rule, reporting each invalid one at its position.
+    fn days(&mut self, path: &str, value: &Value<'i>) -> Option<Vec<String>> {
+        let entries = self.strings(path, value)?;
+        let mut days = Vec::new();
+        let mut valid = true;
+        for (index, (text, offset)) in entries.into_iter().enumerate() {
+            if let Err(error) = TimeRule::new().set_days(&[&text]) {
+                self.report(offset, format!("{path}[{index}]: {error}"));
+                valid = false;
+            }
+            days.push(text);
+        }
+        valid.then_some(days)
     }
 
     fn dates(&mut self, path: &str, value: &Value<'i>) -> Option<Vec<Date>> {

@@ -358,8 +358,8 @@ fn bad_time_rules() {
     assert_eq!(
         base_problems(rules),
         [
-            "t.toml:10:8: trunk.beijing.gateway.a.schedule[0].days: \"monday\" is not a weekday \
-             or weekday range such as \"mon\" or \"mon-fri\"",
+            "t.toml:10:9: trunk.beijing.gateway.a.schedule[0].days[0]: \"monday\" is not a \
+             weekday or weekday range such as \"mon\" or \"mon-fri\"",
             "t.toml:11:9: trunk.beijing.gateway.a.schedule[0].hours: \"8:00-20:00\" is not an \
              hour range such as \"08:00-20:00\"",
             "t.toml:13:10: trunk.beijing.gateway.a.schedule[1].dates[0]: \"2025-02-30\" is not \
