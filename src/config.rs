@@ -106,7 +106,7 @@ pub struct LogConfig {
     pub level: String,
 }
 
-/// Where the dialplans are: the transfer destinations, trunks, keys and matter catalogue.
+/// Location of the dialplans: the transfer destinations, trunks, keys and matter catalogue.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DialplanConfig {

@@ -2,9 +2,12 @@
 //! configuration file and the dialplans it names, `route` explains where a transfer
 //! would go. All load and validate their files before anything is bound.
 //!
-//! Exit codes: 0 on success (for `run`, after a graceful shutdown; for `route`, when the
-//! transfer would be routed), 2 when the configuration or a dialplan is invalid, 3 when
-//! `route` finds the transfer refused, 1 for any other failure.
+//! Exit codes:
+//! - 0 on success: for `run` after a graceful shutdown, for `route` when the transfer
+//!   would be routed;
+//! - 2 when the configuration or a dialplan is invalid;
+//! - 3 when `route` finds that the transfer would be refused;
+//! - 1 for any other failure.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -157,7 +160,7 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
-/// One line on a valid plan, with the fingerprint that logs show on reload.
+/// Formats one line on a valid plan, with the fingerprint that logs show on reload.
 fn plan_summary(plan: &Plan) -> String {
     format!(
         "dialplan: ok, {} files, {} destinations, {} trunks, {} transfer keys, catalogue {} \

@@ -7,7 +7,7 @@
 use std::process::{Command, Output};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_hotline-b2bua");
-/// Monday 2025-01-06, 09:30 in China, so that schedules give the same answer every day.
+/// Monday 2025-01-06, 09:30 in China, so that schedules give the same result every day.
 const AT: &str = "2025-01-06T09:30:00+08:00";
 
 /// Runs `route` from the repository root with the shipped configuration.

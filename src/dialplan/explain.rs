@@ -1,6 +1,7 @@
-//! What a transfer would do, step by step, without placing it: the rule that matches the
-//! trigger, the destination, the gateways in the order they would be tried, the headers
-//! that would be sent and whether the hotline accepts the matter.
+//! What a transfer would do, step by step, without placing it. An explanation names the
+//! rule that matches the trigger and the destination. It lists the gateways in the order
+//! they would be tried and the headers that would be sent, and says whether the hotline
+//! accepts the matter.
 //!
 //! Values only known when a real transfer starts (the transferring hotline's address,
 //! the agent, the work order) appear as `${origin}`, `${agent}` and `${work_order}`.
@@ -15,7 +16,7 @@ use super::model::{
 };
 use super::{KeyMatch, Plan, Route, Timestamp, request_uri, sort_gateways};
 
-/// What asks for a transfer.
+/// Request for a transfer, by its source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum Trigger {
@@ -120,7 +121,7 @@ pub struct GatewayPlan {
     /// Free channels, `None` for no limit.
     pub free_channels: Option<u32>,
     pub request_uri: String,
-    /// Why the gateway would be skipped, `None` when it would be tried.
+    /// Reason the gateway would be skipped, `None` when it would be tried.
     pub skipped: Option<String>,
 }
 
@@ -408,7 +409,7 @@ fn plan_gateway(
     }
 }
 
-/// The identity and context headers of the INVITE to `gateway`.
+/// Builds the identity and context headers of the INVITE to `gateway`.
 fn headers(
     trunk: &Trunk,
     destination: &Destination,

@@ -3,8 +3,8 @@
 //!
 //! Without a terminator the sequences must be prefix-free, so a sequence is complete the
 //! moment its last digit arrives. With a terminator a sequence may be the prefix of a
-//! longer one; the agent then ends it with the terminator, or the inter-digit timeout ends
-//! it (the collector calls [`KeyMap::match_keys`] with the terminator appended).
+//! longer one. The agent then ends it with the terminator, or the inter-digit timeout
+//! ends it: the collector calls [`KeyMap::match_keys`] with the terminator appended.
 
 use serde::Serialize;
 
@@ -12,7 +12,7 @@ use super::model::Origin;
 
 /// DTMF events that can appear in a sequence (RFC 4733 §3.2 events 0-15).
 const DTMF_SYMBOLS: &str = "0123456789*#ABCD";
-/// Longest sequence accepted, in symbols.
+/// Maximum length of a sequence, in keys.
 pub const MAX_SEQUENCE_LEN: usize = 16;
 
 /// Default time between two digits before the collector gives up, in milliseconds.
@@ -68,7 +68,7 @@ pub struct KeyBinding {
     /// DTMF symbols in uppercase, such as `*301`.
     pub sequence: String,
     pub destination: String,
-    /// Where the binding is written.
+    /// Position of the binding in its file.
     pub origin: Origin,
 }
 
@@ -84,9 +84,9 @@ impl KeyMap {
     /// Matches `keys` as collected so far (case-insensitive for A-D).
     ///
     /// When `keys` ends with the terminator, the keys before it must equal a sequence.
-    /// Otherwise they are [`KeyMatch::Complete`] when they equal a sequence that no longer
-    /// sequence starts with, and [`KeyMatch::Partial`] while a longer sequence starts with
-    /// them.
+    /// Otherwise the result is [`KeyMatch::Partial`] while a longer sequence starts with
+    /// the keys, and [`KeyMatch::Complete`] when they equal a sequence and no longer one
+    /// starts with them.
     pub fn match_keys(&self, keys: &str) -> KeyMatch<'_> {
         let keys = keys.to_ascii_uppercase();
         if let Some(body) = self
@@ -110,7 +110,7 @@ impl KeyMap {
         }
     }
 
-    /// The binding whose sequence equals `sequence` exactly (uppercase).
+    /// Returns the binding whose sequence equals `sequence` exactly (uppercase).
     pub fn binding(&self, sequence: &str) -> Option<&KeyBinding> {
         self.bindings
             .iter()

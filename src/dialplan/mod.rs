@@ -1,9 +1,9 @@
 //! Dialplans: where a transfer may go and how it gets there.
 //!
-//! Network engineers describe the other cities' 12345 hotlines (destinations), the trunks
-//! and gateways that reach them, the keys agents press, the Refer-To URIs and HTTP names
-//! that name them, and the catalogue of matters each hotline accepts, in TOML files under
-//! `dialplans/`. [`Plan::load`] reads and validates all of them into one immutable
+//! Network engineers describe in TOML files under `dialplans/` the other cities' 12345
+//! hotlines (destinations) and the trunks and gateways that reach them. The files also
+//! list the keys agents press, the Refer-To URIs and HTTP names that select a hotline, and
+//! the catalogue of matters each hotline accepts. [`Plan::load`] reads and validates all of them into one immutable
 //! [`Plan`], meant to be shared as `Arc<Plan>` and replaced whole on reload. [`explain`]
 //! shows what a transfer would do before it happens.
 //!
@@ -142,8 +142,8 @@ impl Plan {
         compile::compile(&sources)
     }
 
-    /// A 16-digit hexadecimal hash of the loaded files' contents, for logs on reload:
-    /// equal fingerprints mean equal plans.
+    /// Returns a 16-digit hexadecimal hash of the loaded files' contents, for logs on
+    /// reload. Equal fingerprints mean equal plans.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
     }
@@ -158,7 +158,7 @@ impl Plan {
         &self.files
     }
 
-    /// All destinations, in file order.
+    /// Returns all destinations, in file order.
     pub fn destinations(&self) -> &[Destination] {
         &self.destinations
     }
@@ -168,7 +168,7 @@ impl Plan {
         self.destinations.get(*index)
     }
 
-    /// All trunks, in file order.
+    /// Returns all trunks, in file order.
     pub fn trunks(&self) -> &[Trunk] {
         &self.trunks
     }
@@ -178,13 +178,13 @@ impl Plan {
         self.trunks.get(*index)
     }
 
-    /// The gateway with `id`, found through the trunk named in the id.
+    /// Returns the gateway with `id`, found through the trunk named in the id.
     pub fn gateway(&self, id: &GatewayId) -> Option<&Gateway> {
         let trunk = self.trunk(id.trunk())?;
         trunk.gateways.iter().find(|gateway| gateway.id == *id)
     }
 
-    /// The transfer keys and the collector settings.
+    /// Returns the transfer keys and the collector settings.
     pub fn keys(&self) -> &KeyMap {
         &self.keys
     }
@@ -218,19 +218,19 @@ impl Plan {
         Some(&self.destinations[route.destination].id)
     }
 
-    /// All categories of the matter catalogue, in file order.
+    /// Returns all categories of the matter catalogue, in file order.
     pub fn categories(&self) -> &[Category] {
         &self.categories
     }
 
-    /// The catalogue category with `code`.
+    /// Returns the catalogue category with `code`.
     pub fn matter(&self, code: &str) -> Option<&Category> {
         let index = self.category_index.get(code)?;
         self.categories.get(*index)
     }
 
-    /// Whether `destination` accepts matter `code`, with the scope text that applies.
-    /// [`Acceptance::Unknown`] when the catalogue does not say or has no such code.
+    /// Returns whether `destination` accepts matter `code`, with the scope text that
+    /// applies: [`Acceptance::Unknown`] when the catalogue has no entry or no such code.
     pub fn accepts(&self, destination: &str, code: &str) -> Acceptance {
         let (Some(category), Some(destination)) =
             (self.matter(code), self.destination(destination))
@@ -255,7 +255,7 @@ impl Plan {
         }
     }
 
-    /// The gateways a transfer to `destination` at `at` may use, in the order to try:
+    /// Returns the gateways a transfer to `destination` at `at` may use, in the order to try:
     /// lowest priority first, higher weight first within a priority. Empty when the
     /// destination is unknown or its schedule excludes `at`; gateways whose schedule
     /// excludes `at` are left out. Health and free channels are up to the caller.
@@ -278,7 +278,7 @@ impl Plan {
         gateways
     }
 
-    /// The Request-URI of a transfer to `destination` through `gateway`: the hotline's
+    /// Returns the Request-URI of a transfer to `destination` through `gateway`: the hotline's
     /// number in the format of the gateway's trunk, at the gateway's address, with
     /// `;transport=tcp` for TCP gateways (RFC 3261 §19.1.1). A gateway that is not part of
     /// this plan is treated as an E.164 trunk.
@@ -347,7 +347,7 @@ fn request_uri(format: NumberFormat, destination: &Destination, gateway: &Gatewa
 }
 
 impl GatewayId {
-    /// The id of the trunk the gateway belongs to.
+    /// Returns the id of the trunk the gateway belongs to.
     pub fn trunk(&self) -> &str {
         let id = self.as_str();
         id.split_once('/').map_or(id, |(trunk, _)| trunk)
@@ -379,7 +379,7 @@ fn expand_path(path: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// A problem with a whole file, reported at its start.
+/// Creates a problem with a whole file, reported at its start.
 fn file_problem(path: &Path, message: String) -> Problem {
     Problem {
         file: path.display().to_string(),

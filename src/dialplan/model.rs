@@ -9,7 +9,7 @@ use super::number::NumberFormat;
 use super::time::Schedule;
 use crate::sip::uri::{Host, Uri};
 
-/// Where a value is written: file, 1-based line and column (in characters).
+/// Position of a value: file, 1-based line and column (in characters).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Origin {
     pub file: String,
@@ -53,9 +53,9 @@ pub struct Destination {
     /// (empty for the category's own scope).
     pub accepts: Vec<(String, String)>,
     /// Catalogue codes of the matters the hotline does not accept, each with a scope
-    /// text that says what to do instead (empty for the category's own scope).
+    /// text that tells the agent what to do instead (empty for the category's own scope).
     pub rejects: Vec<(String, String)>,
-    /// Where the destination's table starts.
+    /// Position of the destination's table header.
     pub origin: Origin,
 }
 
@@ -109,8 +109,8 @@ impl fmt::Display for GatewayId {
 #[derive(Debug, Clone)]
 pub struct Gateway {
     pub id: GatewayId,
-    /// Where requests go: a `sip:` URI without user part, holding host, optional port and
-    /// any URI parameters the peer asked for.
+    /// Target of the requests: a `sip:` URI without user part, with host, optional port
+    /// and any URI parameters the peer requires.
     pub address: Uri,
     pub transport: Transport,
     /// Gateways of the lowest priority are tried first.
@@ -131,7 +131,7 @@ impl Gateway {
     }
 }
 
-/// How the caller's identity is presented to the receiving hotline.
+/// Presentation of the caller's identity to the receiving hotline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IdentityPolicy {
@@ -208,7 +208,7 @@ impl ContextField {
     }
 }
 
-/// Which headers carry the transfer context to a trunk.
+/// Headers that carry the transfer context to a trunk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ContextHeaders {
     /// Send History-Info (RFC 7044) with the transferring hotline and the new target.
@@ -237,9 +237,9 @@ impl Default for ContextHeaders {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Credentials {
     pub username: String,
-    /// Realm to answer; `None` answers any realm the trunk challenges with.
+    /// Realm of the challenges to respond to; `None` responds to any realm.
     pub realm: Option<String>,
-    /// Name of the environment variable that holds the password.
+    /// Name of the environment variable that contains the password.
     pub password_env: String,
 }
 
@@ -261,7 +261,7 @@ pub struct HealthCheck {
     pub timeout_ms: u32,
     /// Consecutive failed probes that mark an up gateway down.
     pub failures_to_down: u32,
-    /// Consecutive answered probes that mark a down gateway up.
+    /// Consecutive successful probes that mark a down gateway up.
     pub successes_to_up: u32,
 }
 
@@ -304,7 +304,7 @@ pub enum Acceptance {
     NotAccepted {
         scope: String,
     },
-    /// The catalogue says nothing about this hotline and matter, or the matter is not in
+    /// The catalogue has no entry for this hotline and matter, or the matter is not in
     /// the catalogue.
     Unknown,
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 /// China's country code (ITU-T E.164).
 const COUNTRY_CODE: &str = "86";
-/// Longest number accepted: E.164 allows 15 digits, plus room for national prefixes.
+/// Maximum number of digits: E.164 allows 15, plus room for national prefixes.
 const MAX_DIGITS: usize = 20;
 
 /// Failure to read a telephone number.
@@ -25,7 +25,7 @@ pub enum NumberError {
     TooLong { text: String },
 }
 
-/// How a trunk writes the number of the hotline it calls, in the Request-URI and To.
+/// Format of the called hotline's number on a trunk, in the Request-URI and To.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NumberFormat {
@@ -38,7 +38,7 @@ pub enum NumberFormat {
 }
 
 impl NumberFormat {
-    /// The name used in dialplans.
+    /// Returns the name used in dialplans.
     pub fn as_str(self) -> &'static str {
         match self {
             NumberFormat::E164 => "e164",
@@ -59,9 +59,9 @@ impl NumberFormat {
     }
 
     /// Writes a caller's number the way this trunk writes numbers. Fixed-line and mobile
-    /// numbers of China get `+86` in E.164 and lose it in national form; short numbers
-    /// and numbers that do not parse are passed through unchanged, as is everything for
-    /// [`NumberFormat::User`] trunks.
+    /// numbers of China get `+86` in E.164 and lose it in national form. Short numbers,
+    /// numbers that do not parse and every number on a [`NumberFormat::User`] trunk are
+    /// passed through unchanged.
     pub fn caller_number(self, caller: &str) -> String {
         let Ok(canonical) = canonical_number(caller) else {
             return caller.to_owned();
@@ -148,13 +148,13 @@ fn to_e164(canonical: &str) -> Option<String> {
     is_mobile(canonical).then(|| format!("+{COUNTRY_CODE}{canonical}"))
 }
 
-/// Whether `digits` is a mobile number of China: 11 digits starting with 1. Beijing's
+/// Returns whether `digits` is a mobile number of China: 11 digits starting with 1. Beijing's
 /// area code 10 also starts with 1, so the length matters.
 fn is_mobile(digits: &str) -> bool {
     digits.len() == 11 && digits.starts_with('1')
 }
 
-/// The user part of a hotline's Request-URI in `format`: `+861012345` (E.164) or
+/// Returns the user part of a hotline's Request-URI in `format`: `+861012345` (E.164) or
 /// `01012345` (national) from area code `010` and service number `12345`, or `user`.
 pub fn hotline_user(
     format: NumberFormat,
@@ -174,7 +174,7 @@ pub fn hotline_user(
     }
 }
 
-/// Whether `code` is a Chinese area code: `0` followed by two or three digits, the first
+/// Returns whether `code` is a Chinese area code: `0` followed by two or three digits, the first
 /// not 0.
 pub fn is_area_code(code: &str) -> bool {
     let bytes = code.as_bytes();

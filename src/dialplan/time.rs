@@ -92,7 +92,7 @@ impl Timestamp {
         Ok(Timestamp::from_unix_secs(local_secs - offset_secs))
     }
 
-    /// The same instant in China Standard Time.
+    /// Converts the instant to China Standard Time.
     pub fn china_time(self) -> LocalTime {
         let local = self.unix_secs.saturating_add(CHINA_OFFSET_SECS);
         let days = local.div_euclid(SECS_PER_DAY);
@@ -283,7 +283,7 @@ impl Weekday {
         Weekday::Sun,
     ];
 
-    /// The three-letter lowercase name used in dialplans.
+    /// Returns the three-letter lowercase name used in dialplans.
     pub fn as_str(self) -> &'static str {
         match self {
             Weekday::Mon => "mon",
@@ -389,12 +389,12 @@ impl TimeRule {
         self.dates = dates;
     }
 
-    /// Whether the rule limits anything at all.
+    /// Returns whether the rule limits nothing at all.
     pub fn is_unrestricted(&self) -> bool {
         self.days.is_none() && self.hours.is_none() && self.dates.is_empty()
     }
 
-    /// Whether `local` falls within the rule.
+    /// Returns whether `local` falls within the rule.
     pub fn matches(&self, local: &LocalTime) -> bool {
         let day_ok = self
             .days
@@ -458,7 +458,7 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// Whether the schedule allows use at `at`, judged in China Standard Time.
+    /// Returns whether the schedule allows use at `at`, judged in China Standard Time.
     pub fn is_active(&self, at: Timestamp) -> bool {
         if self.rules.is_empty() {
             return true;

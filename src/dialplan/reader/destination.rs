@@ -280,7 +280,7 @@ impl<'i> Reader<'i> {
     }
 }
 
-/// The compared form of an HTTP name: trimmed, ASCII letters in lowercase.
+/// Returns the compared form of an HTTP name: trimmed, ASCII letters in lowercase.
 pub(crate) fn name_key(name: &str) -> String {
     name.trim().to_ascii_lowercase()
 }

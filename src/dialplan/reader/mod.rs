@@ -22,7 +22,7 @@ type Value<'i> = Spanned<DeValue<'i>>;
 
 const SECTIONS: &[&str] = &["destination", "trunk", "keys", "catalogue", "category"];
 const SCHEDULE_KEYS: &[&str] = &["days", "hours", "dates"];
-/// Longest id of a destination, trunk, gateway or category.
+/// Maximum length of the id of a destination, trunk, gateway or category.
 const MAX_ID_LEN: usize = 32;
 
 /// Everything one file contributes to the plan, with the positions the compiler needs.
@@ -96,7 +96,7 @@ pub(super) struct Alias {
 }
 
 impl Alias {
-    /// The entry that defines the alias, such as `numbers "010-12345"`.
+    /// Returns the entry that defines the alias, such as `numbers "010-12345"`.
     pub fn rule(&self) -> String {
         format!("{} {:?}", self.field, self.written)
     }
