@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use super::*;
 
+mod explanations;
+mod validation;
+
 /// A small plan in two files, covering every table.
 const REGION: &str = r#"
 [destination.beijing]
@@ -127,7 +130,7 @@ fn problems(sources: &[(&str, &str)]) -> Vec<String> {
     }
 }
 
-/// A valid destination and trunk to which a test adds the text under test.
+/// Returns a valid destination and trunk followed by `extra`, the text under test.
 fn with_base(extra: &str) -> String {
     format!(
         "[destination.beijing]\nname = \"北京市热线\"\nname_en = \"Beijing\"\n\
@@ -426,5 +429,17 @@ fn request_uri_per_number_format() {
     );
 }
 
-mod explanations;
-mod validation;
+#[test]
+fn truncated_plans_do_not_panic() {
+    let text = format!("{REGION}{SHARED}");
+    for (end, _) in text.char_indices().step_by(3) {
+        let _ = Plan::from_sources(&[("t.toml", &text[..end])]);
+    }
+}
+
+#[test]
+fn plan_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Plan>();
+    assert_send_sync::<std::sync::Arc<Plan>>();
+}

@@ -73,11 +73,12 @@ impl Timestamp {
         if bytes.len() < 20 || !matches!(bytes[10], b'T' | b't' | b' ') {
             return Err(invalid());
         }
+        // Byte 10 is ASCII, so 10 and 11 are character boundaries; 19 may not be, hence
+        // the checked slices.
         let date = Date::parse(&text[..10]).map_err(|_| invalid())?;
-
-        let clock = &text[11..19];
+        let clock = text.get(11..19).ok_or_else(invalid)?;
         let (hour, minute, second) = parse_clock(clock).ok_or_else(invalid)?;
-        let mut rest = &text[19..];
+        let mut rest = text.get(19..).ok_or_else(invalid)?;
         if let Some(fraction) = rest.strip_prefix('.') {
             let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
             if digits == 0 {
@@ -529,6 +530,10 @@ mod tests {
             "2025-01-06T09:30:00.Z",
             "2025-01-06T09:30:00Zjunk",
             "２025-01-06T09:30:00Z",
+            "2025-01-06T09:30:0é+08:00",
+            "2025-01-06T09:30:00é08:00",
+            "2025-01-06T09:30:00+é:00",
+            "2025-é1-06T09:30:00Z",
         ] {
             assert!(Timestamp::parse_rfc3339(text).is_err(), "{text:?}");
         }
