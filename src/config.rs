@@ -5,6 +5,9 @@
 //! report every problem at once, each as `file:line:column: message`: syntax errors,
 //! unknown sections and keys, values of the wrong type or out of range, and checks across
 //! values such as T1 <= T2.
+//!
+//! The `[dialplan]` section only names the dialplan files; the [`crate::dialplan`] module
+//! reads and validates them.
 
 mod prefix;
 mod reader;
@@ -18,7 +21,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use prefix::{IpPrefix, PrefixError};
-use reader::{Reader, line_column};
+use reader::Reader;
+pub(crate) use reader::line_column;
 
 /// The whole configuration. Every section has defaults, so an empty file is valid.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -30,6 +34,7 @@ pub struct Config {
     pub media: MediaConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
+    pub dialplan: DialplanConfig,
 }
 
 /// Listening sockets and who may send calls.
@@ -101,6 +106,15 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// Location of the dialplans: the transfer destinations, trunks, keys and matter catalogue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DialplanConfig {
+    /// Dialplan files, or directories whose `*.toml` files are all read. Relative paths
+    /// are resolved against the directory of the configuration file.
+    pub paths: Vec<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -166,6 +180,51 @@ impl Default for LogConfig {
             format: LogFormat::Plain,
             level: "info".to_owned(),
         }
+    }
+}
+
+impl Default for DialplanConfig {
+    /// `../dialplans`: the `dialplans` directory beside the directory of the configuration
+    /// file, as in the source tree (`config/hotline.toml` and `dialplans/`).
+    fn default() -> Self {
+        DialplanConfig {
+            paths: vec![PathBuf::from("../dialplans")],
+        }
+    }
+}
+
+impl DialplanConfig {
+    /// The configured paths, with relative ones resolved against the directory of
+    /// `config_file`. `dir/..` pairs are removed from the joined path so that messages
+    /// name `dialplans/x.toml`, not `config/../dialplans/x.toml`.
+    ///
+    /// NOTE: the removal is lexical. When the configuration directory is a symbolic
+    /// link, `..` in `paths` is taken relative to the link's parent, not the target's.
+    pub fn resolved_paths(&self, config_file: &Path) -> Vec<PathBuf> {
+        let base = config_file.parent().unwrap_or(Path::new(""));
+        self.paths
+            .iter()
+            .map(|path| remove_parent_steps(&base.join(path)))
+            .collect()
+    }
+}
+
+fn remove_parent_steps(path: &Path) -> PathBuf {
+    use std::path::Component;
+
+    let mut kept: Vec<Component<'_>> = Vec::new();
+    for component in path.components() {
+        match (component, kept.last()) {
+            (Component::CurDir, _) => {}
+            (Component::ParentDir, Some(Component::Normal(_))) => {
+                kept.pop();
+            }
+            _ => kept.push(component),
+        }
+    }
+    match kept.is_empty() {
+        true => PathBuf::from("."),
+        false => kept.into_iter().collect(),
     }
 }
 
@@ -291,5 +350,28 @@ impl fmt::Display for Problem {
             "{}:{}:{}: {}",
             self.file, self.line, self.column, self.message
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialplan_paths_resolve_against_config_dir() {
+        let dialplan = DialplanConfig {
+            paths: vec![
+                PathBuf::from("../dialplans"),
+                PathBuf::from("extra/./beijing.toml"),
+                PathBuf::from("/etc/hotline/dialplans"),
+            ],
+        };
+        let resolved = dialplan.resolved_paths(Path::new("config/hotline.toml"));
+        assert_eq!(resolved[0], Path::new("dialplans"));
+        assert_eq!(resolved[1], Path::new("config/extra/beijing.toml"));
+        assert_eq!(resolved[2], Path::new("/etc/hotline/dialplans"));
+
+        let resolved = dialplan.resolved_paths(Path::new("hotline.toml"));
+        assert_eq!(resolved[0], Path::new("../dialplans"));
     }
 }

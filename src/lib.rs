@@ -15,6 +15,9 @@
 //!   to try them in, and the OPTIONS probes that keep their health current.
 //! - [`transaction`]: the four RFC 3261 §17 transaction machines, free of I/O and of the clock.
 //! - [`transport`]: UDP and TCP sockets, framing, connection reuse, the §18 send rules.
+//! - [`dialplan`]: the transfer destinations, trunks, keys and matter catalogue, loaded
+//!   from `dialplans/*.toml` and explained before a call is placed; pure, no I/O after
+//!   loading.
 //! - [`sip`]: the only module that touches `rsip`: parsing with normalisation and framing,
 //!   URI and header parsers, typed ids, message building.
 //! - [`dtmf`]: detects the keys an agent presses (RFC 4733 events and SIP INFO) and
@@ -39,6 +42,7 @@
 
 pub mod config;
 pub mod dialog;
+pub mod dialplan;
 pub mod dtmf;
 pub mod media;
 pub mod metrics;

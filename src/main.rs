@@ -1,19 +1,26 @@
 //! Command line of hotline-b2bua: `run` starts the engine, `check` validates a
-//! configuration file. Both load and validate the file before anything is bound.
+//! configuration file and the dialplans it names, `route` explains where a transfer
+//! would go. All load and validate their files before anything is bound.
 //!
-//! Exit codes: 0 on success (for `run`, after a graceful shutdown), 2 when the
-//! configuration is invalid, 1 for any other failure.
+//! Exit codes:
+//! - 0 on success: for `run` after a graceful shutdown, for `route` when the transfer
+//!   would be routed;
+//! - 2 when the configuration or a dialplan is invalid;
+//! - 3 when `route` finds that the transfer would be refused;
+//! - 1 for any other failure.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
-use hotline_b2bua::config::{self, Config, LoadError, LogConfig, LogFormat, Problem};
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use hotline_b2bua::config::{Config, LoadError, LogConfig, LogFormat, Problem};
+use hotline_b2bua::dialplan::{self, ExplainOptions, Plan, Timestamp, Trigger};
 use tracing_subscriber::EnvFilter;
 
 const EXIT_FAILURE: u8 = 1;
 const EXIT_INVALID_CONFIG: u8 = 2;
+const EXIT_REFUSED: u8 = 3;
 
 const CONFIG_SUMMARY: &str = "\
 The configuration file is TOML; every key is optional. The main keys, with defaults:
@@ -27,8 +34,10 @@ The configuration file is TOML; every key is optional. The main keys, with defau
   [shutdown] grace_period_secs = 30 (seconds), retry_after_secs = 60 (seconds)
   [log]      format = \"plain\" or \"json\", level = \"info\" (a tracing filter; RUST_LOG
              overrides it)
-Logs go to standard error. Exit codes: 0 success, 2 invalid configuration, 1 other
-failure.";
+  [dialplan] paths = [\"../dialplans\"] (dialplan files or directories, relative to the
+             configuration file's directory; see docs/dialplan.md)
+Logs go to standard error. Exit codes: 0 success, 2 invalid configuration or dialplan,
+3 transfer refused (route), 1 other failure.";
 
 /// SIP back-to-back user agent between a call-centre switch and its agents.
 #[derive(Debug, Parser)]
@@ -46,9 +55,62 @@ enum Command {
     /// shutdown.grace_period_secs seconds, then ends the remaining ones with BYE.
     #[command(after_help = CONFIG_SUMMARY)]
     Run(ConfigArg),
-    /// Validate the configuration and print every problem as file:line:column: message.
+    /// Validate the configuration and its dialplans, and print every problem as
+    /// file:line:column: message.
+    ///
+    /// The dialplans are read once the configuration file itself is valid, because
+    /// dialplan.paths may be among its problems.
     #[command(after_help = CONFIG_SUMMARY)]
     Check(ConfigArg),
+    /// Explain step by step where a transfer would go, without placing it.
+    ///
+    /// Loads the configuration and its dialplans, matches the trigger, and prints the
+    /// rule, destination, gateways in the order they would be tried, the headers that
+    /// would be sent and whether the hotline accepts the matter. Values only known at
+    /// transfer time are shown as ${origin}, ${agent} and ${work_order}. Exits 0 when
+    /// the transfer would be routed and 3 when it would be refused.
+    #[command(after_help = CONFIG_SUMMARY)]
+    Route(RouteArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("trigger")
+        .required(true)
+        .args(["keys", "refer_to", "destination", "name"])
+))]
+struct RouteArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// DTMF keys the agent pressed, such as '*2' or '*311#'.
+    #[arg(long, value_name = "KEYS")]
+    keys: Option<String>,
+    /// Refer-To URI of a REFER, such as tel:022-12345 or sip:beijing@hotline.example.
+    #[arg(long, value_name = "URI")]
+    refer_to: Option<String>,
+    /// Destination id, such as xiongan.
+    #[arg(long, value_name = "ID")]
+    destination: Option<String>,
+    /// Destination name from the HTTP interface, such as 北京市热线.
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Catalogue code of the matter, such as transport.
+    #[arg(long, value_name = "CODE")]
+    matter: Option<String>,
+    /// Caller's number, as the switch presents it.
+    #[arg(long, value_name = "NUMBER")]
+    caller: Option<String>,
+    /// Instant of the transfer, RFC 3339 such as 2025-01-06T09:30:00+08:00; schedules
+    /// are judged in China Standard Time (UTC+08:00). Defaults to now.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    at: Option<Timestamp>,
+    /// Print the explanation as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_time(text: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_rfc3339(text).map_err(|error| error.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -68,23 +130,102 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(arg) => check(&arg.config),
         Command::Run(arg) => run(&arg.config),
+        Command::Route(args) => route(&args),
     }
 }
 
 fn check(path: &Path) -> ExitCode {
-    match config::check_file(path) {
-        Ok(problems) if problems.is_empty() => {
-            println!("{}: ok", path.display());
-            ExitCode::SUCCESS
-        }
-        Ok(problems) => {
-            print_problems(path, &problems);
-            ExitCode::from(EXIT_INVALID_CONFIG)
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(LoadError::Invalid { problems }) => {
+            print_problems(path, "configuration", &problems);
+            return ExitCode::from(EXIT_INVALID_CONFIG);
         }
         Err(error) => {
             eprintln!("error: {error}");
-            ExitCode::from(EXIT_FAILURE)
+            return ExitCode::from(EXIT_FAILURE);
         }
+    };
+    println!("{}: ok", path.display());
+
+    match Plan::load(&config.dialplan.resolved_paths(path)) {
+        Ok(plan) => {
+            println!("{}", plan_summary(&plan));
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            print_problems(path, "dialplan", &problems);
+            ExitCode::from(EXIT_INVALID_CONFIG)
+        }
+    }
+}
+
+/// Formats one line on a valid plan, with the fingerprint that logs show on reload.
+fn plan_summary(plan: &Plan) -> String {
+    format!(
+        "dialplan: ok, {} files, {} destinations, {} trunks, {} transfer keys, catalogue {} \
+         with {} categories, fingerprint {}",
+        plan.files().len(),
+        plan.destinations().len(),
+        plan.trunks().len(),
+        plan.keys().bindings.len(),
+        plan.catalogue_version().unwrap_or("without version"),
+        plan.categories().len(),
+        plan.fingerprint()
+    )
+}
+
+fn route(args: &RouteArgs) -> ExitCode {
+    let path = &args.config.config;
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(LoadError::Invalid { problems }) => {
+            print_problems(path, "configuration", &problems);
+            return ExitCode::from(EXIT_INVALID_CONFIG);
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let plan = match Plan::load(&config.dialplan.resolved_paths(path)) {
+        Ok(plan) => plan,
+        Err(problems) => {
+            print_problems(path, "dialplan", &problems);
+            return ExitCode::from(EXIT_INVALID_CONFIG);
+        }
+    };
+
+    let trigger = match (&args.keys, &args.refer_to, &args.destination, &args.name) {
+        (Some(keys), _, _, _) => Trigger::Keys(keys.clone()),
+        (_, Some(uri), _, _) => Trigger::ReferTo(uri.clone()),
+        (_, _, Some(id), _) => Trigger::Destination(id.clone()),
+        (_, _, _, Some(name)) => Trigger::Name(name.clone()),
+        // clap requires exactly one member of the trigger group.
+        (None, None, None, None) => return ExitCode::from(EXIT_FAILURE),
+    };
+    let options = ExplainOptions {
+        matter: args.matter.as_deref(),
+        caller: args.caller.as_deref(),
+        at: args.at.unwrap_or_else(Timestamp::now),
+        status: None,
+    };
+    let explanation = dialplan::explain(&plan, trigger, options);
+
+    if args.json {
+        match serde_json::to_string_pretty(&explanation) {
+            Ok(json) => println!("{json}"),
+            Err(error) => {
+                eprintln!("error: failed to write the explanation as JSON: {error}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        }
+    } else {
+        print!("{explanation}");
+    }
+    match explanation.is_routed() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(EXIT_REFUSED),
     }
 }
 
@@ -92,7 +233,7 @@ fn run(path: &Path) -> ExitCode {
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(LoadError::Invalid { problems }) => {
-            print_problems(path, &problems);
+            print_problems(path, "configuration", &problems);
             return ExitCode::from(EXIT_INVALID_CONFIG);
         }
         Err(error) => {
@@ -133,7 +274,9 @@ fn run(path: &Path) -> ExitCode {
     }
 }
 
-fn print_problems(path: &Path, problems: &[Problem]) {
+/// Prints each problem, then a summary naming the configuration file and `what` was
+/// invalid: `configuration` or `dialplan`.
+fn print_problems(path: &Path, what: &str, problems: &[Problem]) {
     for problem in problems {
         eprintln!("{problem}");
     }
@@ -143,7 +286,7 @@ fn print_problems(path: &Path, problems: &[Problem]) {
         "problems"
     };
     eprintln!(
-        "{}: invalid configuration, {} {noun}",
+        "{}: invalid {what}, {} {noun}",
         path.display(),
         problems.len()
     );

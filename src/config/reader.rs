@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
+use std::path::PathBuf;
 
 use serde_spanned::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -11,8 +12,8 @@ use tracing_subscriber::EnvFilter;
 
 use super::uri::check_sip_uri;
 use super::{
-    AgentConfig, Config, IpPrefix, LogConfig, LogFormat, MediaConfig, Problem, ShutdownConfig,
-    SipConfig, TimerConfig,
+    AgentConfig, Config, DialplanConfig, IpPrefix, LogConfig, LogFormat, MediaConfig, Problem,
+    ShutdownConfig, SipConfig, TimerConfig,
 };
 
 /// Highest values accepted for the bounded settings. They keep timer arithmetic such as
@@ -25,7 +26,9 @@ const MAX_UDP_PAYLOAD: u64 = 65_507;
 /// SO_RCVBUF takes a C int.
 const MAX_RECV_BUFFER: u64 = i32::MAX as u64;
 
-const SECTIONS: &[&str] = &["sip", "agent", "timers", "media", "shutdown", "log"];
+const SECTIONS: &[&str] = &[
+    "sip", "agent", "timers", "media", "shutdown", "log", "dialplan",
+];
 const SIP_KEYS: &[&str] = &[
     "listen",
     "trusted",
@@ -38,6 +41,7 @@ const TIMER_KEYS: &[&str] = &["t1_ms", "t2_ms", "t4_ms"];
 const MEDIA_KEYS: &[&str] = &["address", "port_min", "port_max", "inactivity_timeout_secs"];
 const SHUTDOWN_KEYS: &[&str] = &["grace_period_secs", "retry_after_secs"];
 const LOG_KEYS: &[&str] = &["format", "level"];
+const DIALPLAN_KEYS: &[&str] = &["paths"];
 
 type Value<'i> = Spanned<DeValue<'i>>;
 
@@ -103,7 +107,8 @@ impl<'i> Reader<'i> {
                 "timers" => self.read_timers(table, &mut config.timers),
                 "media" => self.read_media(table, &mut config.media),
                 "shutdown" => self.read_shutdown(table, &mut config.shutdown),
-                _ => self.read_log(table, &mut config.log),
+                "log" => self.read_log(table, &mut config.log),
+                _ => self.read_dialplan(table, &mut config.dialplan),
             }
         }
         Some(config)
@@ -234,6 +239,12 @@ impl<'i> Reader<'i> {
         }
     }
 
+    fn read_dialplan(&mut self, table: &DeTable<'i>, dialplan: &mut DialplanConfig) {
+        for (field, value) in self.entries("dialplan", table, DIALPLAN_KEYS) {
+            set(&mut dialplan.paths, self.dialplan_paths(&field, value));
+        }
+    }
+
     fn string(&mut self, field: &str, value: &Value<'i>) -> Option<String> {
         match value.get_ref().as_str() {
             Some(text) => Some(text.to_owned()),
@@ -323,6 +334,35 @@ impl<'i> Reader<'i> {
             entries.push(entry);
         }
         valid.then_some(entries)
+    }
+
+    /// Reads `dialplan.paths`. An empty list is valid: the engine then has no transfer
+    /// destinations and rejects every transfer.
+    fn dialplan_paths(&mut self, field: &str, value: &Value<'i>) -> Option<Vec<PathBuf>> {
+        let Some(array) = value.get_ref().as_array() else {
+            let found = value.get_ref().type_str();
+            let message = format!("{field} must be an array of strings, found {found}");
+            self.report(value.span().start, message);
+            return None;
+        };
+
+        let mut paths = Vec::new();
+        let mut valid = true;
+        for (index, element) in array.iter().enumerate() {
+            let name = format!("{field}[{index}]");
+            let Some(path) = self.string(&name, element) else {
+                valid = false;
+                continue;
+            };
+            if path.trim().is_empty() || path.contains('\0') {
+                let message = format!("{name} must be a file or directory path, found {path:?}");
+                self.report(element.span().start, message);
+                valid = false;
+                continue;
+            }
+            paths.push(PathBuf::from(path));
+        }
+        valid.then_some(paths)
     }
 
     fn user_agent(&mut self, field: &str, value: &Value<'i>) -> Option<String> {
@@ -479,7 +519,7 @@ fn syntax_message(message: &str) -> String {
 
 /// Converts a byte offset into a 1-based line and a 1-based column counted in characters.
 /// Offsets past the end or inside a character are moved back to the nearest boundary.
-pub(super) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;
@@ -548,6 +588,24 @@ mod tests {
                  so the range holds at least one RTP/RTCP pair",
             ]
         );
+    }
+
+    #[test]
+    fn dialplan_paths_validated() {
+        assert_eq!(
+            problems("[dialplan]\npaths = \"dialplans\"\n"),
+            ["t.toml:2:9: dialplan.paths must be an array of strings, found string"]
+        );
+        assert_eq!(
+            problems("[dialplan]\npaths = [\"\", 3]\nextra = 1\n"),
+            [
+                "t.toml:2:10: dialplan.paths[0] must be a file or directory path, found \"\"",
+                "t.toml:2:14: dialplan.paths[1] must be a string, found integer",
+                "t.toml:3:1: unknown key `extra` in [dialplan], expected one of: paths",
+            ]
+        );
+        let config = Config::from_bytes("t.toml", b"[dialplan]\npaths = []\n").unwrap();
+        assert!(config.dialplan.paths.is_empty());
     }
 
     #[test]
