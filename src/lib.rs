@@ -46,6 +46,7 @@ pub mod dialplan;
 pub mod dtmf;
 pub mod media;
 pub mod metrics;
+pub mod routing;
 pub mod sdp;
 pub mod server;
 pub mod session;
