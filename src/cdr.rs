@@ -28,7 +28,7 @@ use tracing::{error, info, warn};
 /// estimate of 5 transfers per second this covers minutes of a stalled disk.
 const QUEUE_CAPACITY: usize = 1024;
 
-/// What started a transfer.
+/// The event that started a transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TriggerKind {
@@ -44,7 +44,7 @@ pub enum TriggerKind {
     Http,
 }
 
-/// How a transfer ended.
+/// The outcome of a transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TransferResult {
@@ -143,7 +143,7 @@ fn elapsed_micros(start: Option<Moment>, end: Option<Moment>) -> Option<u64> {
 
 /// One transfer, as written to the records file.
 ///
-/// The serialized line holds every field below, the milestones as `timestamps` and the
+/// The serialized line contains every field below, the milestones as `timestamps` and the
 /// engine's delays computed from them as `latency_us`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferRecord {
@@ -169,7 +169,7 @@ pub struct TransferRecord {
     /// Short summary for the receiving operator.
     pub note: Option<String>,
     pub result: TransferResult,
-    /// Why the transfer failed or was cancelled, in words.
+    /// The reason the transfer failed or was cancelled, in words.
     pub cause: Option<String>,
     /// Final SIP status from the destination, when one arrived.
     pub sip_status: Option<u16>,
@@ -249,7 +249,7 @@ pub enum CdrError {
     Stopped { path: PathBuf },
 }
 
-/// What the writer task receives.
+/// A message to the writer task.
 enum Command {
     Write(Box<TransferRecord>),
     /// Answer once every record queued before this one is written.

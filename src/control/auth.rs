@@ -1,7 +1,7 @@
 //! Bearer-token authentication (RFC 6750 §2.1) for every route except the health check.
 //!
 //! The token comes from an environment variable named in the configuration, never from
-//! the file itself. Without a token every authenticated route answers 503, so an engine
+//! the file itself. Without a token every authenticated route responds with 503, so an engine
 //! started without one is visibly unusable instead of silently open.
 
 use std::fmt;

@@ -12,7 +12,7 @@ use super::model::{
 /// A boxed future borrowing the engine, so that [`Engine`] stays object-safe.
 pub type EngineFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// What the control API needs from the engine. The API holds it as `Arc<dyn Engine>`.
+/// What the control API needs from the engine. The API keeps it as `Arc<dyn Engine>`.
 ///
 /// Every method may be called from many HTTP requests at once, and a request's future may
 /// be dropped before it completes when the client disconnects, so no method should leave
@@ -71,7 +71,7 @@ pub enum TransferRejection {
     MatterNotAccepted {
         destination: String,
         matter: String,
-        /// What the destination hotline accepts, as the catalogue words it.
+        /// The matters the destination accepts, in the catalogue's words.
         scope: String,
     },
     /// 409: the call already has a transfer that is not final.

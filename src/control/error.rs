@@ -19,7 +19,7 @@ use super::model::TransferId;
 const CHALLENGE: &str = "Bearer realm=\"hotline-control\"";
 const CHALLENGE_INVALID: &str = "Bearer realm=\"hotline-control\", error=\"invalid_token\"";
 
-/// Why a request failed.
+/// A failure of an API request.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum ApiError {
     #[error("control token not configured: set {variable}")]

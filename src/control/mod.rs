@@ -103,7 +103,7 @@ pub struct ControlServer {
 
 impl ControlServer {
     /// Binds `config.listen` with `token` as the only accepted bearer token, or with no
-    /// token, in which case every authenticated route answers 503.
+    /// token, in which case every authenticated route responds with 503.
     ///
     /// # Errors
     ///
@@ -155,7 +155,7 @@ impl ControlServer {
         match &self.token {
             None => warn!(
                 variable = %self.token_env,
-                "control token not configured; the control API answers 503 until the \
+                "control token not configured; the control API responds with 503 until the \
                  variable is set and the engine restarted"
             ),
             Some(token) if token.len() < auth::MIN_TOKEN_BYTES => warn!(

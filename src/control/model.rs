@@ -45,7 +45,7 @@ impl fmt::Display for TransferId {
     }
 }
 
-/// Where a call is in its life, as the agents' work platform sees it.
+/// The phase of a call, as shown to the agents' work platform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallState {
@@ -147,7 +147,7 @@ pub struct TransferRequest {
     pub received: Instant,
 }
 
-/// Where a transfer is.
+/// The progress of a transfer.
 ///
 /// ```text
 /// trying --> ringing --> answered --> bridged
@@ -197,7 +197,7 @@ pub struct TransferSummary {
     pub agent: Option<String>,
     pub trigger: TriggerKind,
     pub status: TransferStatus,
-    /// Why the transfer failed or was cancelled, in words.
+    /// The reason the transfer failed or was cancelled, in words.
     pub cause: Option<String>,
     /// Final SIP status from the destination, when one arrived.
     pub sip_status: Option<u16>,

@@ -33,11 +33,11 @@ const MAX_TICKET_CHARS: usize = 64;
 const MAX_AGENT_CHARS: usize = 64;
 const MAX_NOTE_CHARS: usize = 500;
 
-/// What every handler shares.
+/// State shared by every handler.
 pub(super) struct ApiState {
     pub(super) engine: Arc<dyn Engine>,
     /// `None` when the environment variable was unset: every authenticated route then
-    /// answers 503.
+    /// responds with 503.
     pub(super) token: Option<BearerToken>,
     /// Name of the environment variable the token comes from, for the 503 message.
     pub(super) token_env: String,
@@ -49,7 +49,7 @@ pub(super) struct ApiState {
 pub(super) struct ApiStats {
     /// Requests to authenticated routes, authorized or not.
     pub(super) requests: Counter,
-    /// Requests answered 401 or 503 by the token check.
+    /// Requests rejected with 401 or 503 by the token check.
     pub(super) unauthorized: Counter,
     pub(super) transfers_accepted: Counter,
     pub(super) transfers_rejected: Counter,
@@ -102,7 +102,7 @@ pub(super) fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
-/// Liveness only: answers while the listener runs, without authentication and without
+/// Reports liveness only: responds while the listener runs, without authentication and without
 /// asking the engine, so it reveals nothing about calls.
 async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
