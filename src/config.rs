@@ -11,6 +11,7 @@
 
 mod prefix;
 mod reader;
+mod services;
 mod uri;
 
 use std::fmt;
@@ -35,6 +36,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
     pub dialplan: DialplanConfig,
+    pub control: ControlConfig,
+    pub cdr: CdrConfig,
 }
 
 /// Listening sockets and who may send calls.
@@ -115,6 +118,32 @@ pub struct DialplanConfig {
     pub paths: Vec<PathBuf>,
 }
 
+/// The HTTP control API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ControlConfig {
+    /// Whether the control API listens at all.
+    pub enabled: bool,
+    /// Address of the HTTP listener. Must be loopback unless `allow_remote` is true.
+    pub listen: SocketAddr,
+    /// Allow `listen` on an address other hosts can reach.
+    pub allow_remote: bool,
+    /// Name of the environment variable that contains the bearer token. The token itself
+    /// never appears in the file.
+    pub token_env: String,
+}
+
+/// Transfer records (one JSON line per transfer).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CdrConfig {
+    /// Whether records are written.
+    pub enabled: bool,
+    /// File the records are appended to. [`Config::load`] resolves a relative path against
+    /// the directory of the configuration file.
+    pub path: PathBuf,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -193,6 +222,17 @@ impl Default for DialplanConfig {
     }
 }
 
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8345)),
+            allow_remote: false,
+            token_env: "HOTLINE_CONTROL_TOKEN".to_owned(),
+        }
+    }
+}
+
 impl DialplanConfig {
     /// The configured paths, with relative ones resolved against the directory of
     /// `config_file`. `dir/..` pairs are removed from the joined path so that messages
@@ -228,6 +268,15 @@ fn remove_parent_steps(path: &Path) -> PathBuf {
     }
 }
 
+impl Default for CdrConfig {
+    fn default() -> Self {
+        CdrConfig {
+            enabled: true,
+            path: PathBuf::from("records/transfers.jsonl"),
+        }
+    }
+}
+
 impl TimerConfig {
     pub fn t1(&self) -> Duration {
         Duration::from_millis(self.t1_ms)
@@ -241,7 +290,8 @@ impl TimerConfig {
 }
 
 impl Config {
-    /// Reads `path` and returns the validated configuration.
+    /// Reads `path` and returns the validated configuration, with a relative `cdr.path`
+    /// resolved against the directory of `path`.
     ///
     /// # Errors
     ///
@@ -252,8 +302,12 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::from_bytes(&path.display().to_string(), &bytes)
-            .map_err(|problems| LoadError::Invalid { problems })
+        let mut config = Config::from_bytes(&path.display().to_string(), &bytes)
+            .map_err(|problems| LoadError::Invalid { problems })?;
+        if let Some(directory) = path.parent() {
+            config.cdr.path = directory.join(&config.cdr.path);
+        }
+        Ok(config)
     }
 
     /// Parses and validates the text of a configuration file. `file` names it in the

@@ -24,6 +24,9 @@
 //!   collects them into transfer feature codes such as `*1`.
 //! - [`sdp`]: reads offers and answers and rewrites them to point at the relay.
 //! - [`media`]: the RTP/RTCP relay: port pool, latching, payload-type mapping, inactivity.
+//! - [`control`]: the HTTP control API for the agents' work platform, and the [`Engine`](control::Engine)
+//!   trait through which it lists calls, starts transfers and reloads the dialplan.
+//! - [`cdr`]: transfer records, appended as JSON lines by a background writer.
 //! - [`config`]: the TOML configuration, validated before any socket is bound.
 //! - [`metrics`]: counters of what was received, rejected and dropped.
 //!
@@ -40,7 +43,9 @@
 //! 5. A BYE on either leg, the media inactivity timer or shutdown ends both legs and removes
 //!    the call from the table.
 
+pub mod cdr;
 pub mod config;
+pub mod control;
 pub mod dialog;
 pub mod dialplan;
 pub mod dtmf;

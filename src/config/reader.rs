@@ -27,7 +27,7 @@ const MAX_UDP_PAYLOAD: u64 = 65_507;
 const MAX_RECV_BUFFER: u64 = i32::MAX as u64;
 
 const SECTIONS: &[&str] = &[
-    "sip", "agent", "timers", "media", "shutdown", "log", "dialplan",
+    "sip", "agent", "timers", "media", "shutdown", "log", "dialplan", "control", "cdr",
 ];
 const SIP_KEYS: &[&str] = &[
     "listen",
@@ -43,7 +43,7 @@ const SHUTDOWN_KEYS: &[&str] = &["grace_period_secs", "retry_after_secs"];
 const LOG_KEYS: &[&str] = &["format", "level"];
 const DIALPLAN_KEYS: &[&str] = &["paths"];
 
-type Value<'i> = Spanned<DeValue<'i>>;
+pub(super) type Value<'i> = Spanned<DeValue<'i>>;
 
 /// Walks the parsed document, fills a [`Config`] and collects problems with the byte
 /// offset they refer to.
@@ -63,7 +63,7 @@ impl<'i> Reader<'i> {
         }
     }
 
-    fn report(&mut self, offset: usize, message: String) {
+    pub(super) fn report(&mut self, offset: usize, message: String) {
         self.problems.push((offset, message));
     }
 
@@ -108,6 +108,8 @@ impl<'i> Reader<'i> {
                 "media" => self.read_media(table, &mut config.media),
                 "shutdown" => self.read_shutdown(table, &mut config.shutdown),
                 "log" => self.read_log(table, &mut config.log),
+                "control" => self.read_control(table, &mut config.control),
+                "cdr" => self.read_cdr(table, &mut config.cdr),
                 _ => self.read_dialplan(table, &mut config.dialplan),
             }
         }
@@ -136,7 +138,7 @@ impl<'i> Reader<'i> {
 
     /// Reports unknown keys and records the position of each known one. Returns the known
     /// entries with their dotted names.
-    fn entries<'a>(
+    pub(super) fn entries<'a>(
         &mut self,
         section: &str,
         table: &'a DeTable<'i>,
@@ -245,7 +247,7 @@ impl<'i> Reader<'i> {
         }
     }
 
-    fn string(&mut self, field: &str, value: &Value<'i>) -> Option<String> {
+    pub(super) fn string(&mut self, field: &str, value: &Value<'i>) -> Option<String> {
         match value.get_ref().as_str() {
             Some(text) => Some(text.to_owned()),
             None => {
@@ -288,7 +290,7 @@ impl<'i> Reader<'i> {
         self.int(field, value, 1, u64::from(u16::MAX))
     }
 
-    fn socket_addr(&mut self, field: &str, value: &Value<'i>) -> Option<SocketAddr> {
+    pub(super) fn socket_addr(&mut self, field: &str, value: &Value<'i>) -> Option<SocketAddr> {
         let text = self.string(field, value)?;
         let offset = value.span().start;
         let Ok(address) = text.parse::<SocketAddr>() else {
@@ -433,7 +435,7 @@ impl<'i> Reader<'i> {
 
     /// Position of a value for a problem that involves it: the value itself, else the
     /// header of its section, else the start of the file.
-    fn position(&self, field: &str) -> usize {
+    pub(super) fn position(&self, field: &str) -> usize {
         if let Some(span) = self.positions.get(field) {
             return span.start;
         }
@@ -443,7 +445,7 @@ impl<'i> Reader<'i> {
 
     /// Whether any of `fields` already has a problem, in which case `config` keeps its
     /// default instead and a check across values would report something false.
-    fn failed(&self, fields: &[&str]) -> bool {
+    pub(super) fn failed(&self, fields: &[&str]) -> bool {
         fields.iter().any(|field| {
             self.positions.get(*field).is_some_and(|span| {
                 self.problems
@@ -502,10 +504,12 @@ impl<'i> Reader<'i> {
             let offset = self.position("media.port_min");
             self.report(offset, message);
         }
+
+        self.validate_control(config);
     }
 }
 
-fn set<T>(slot: &mut T, value: Option<T>) {
+pub(super) fn set<T>(slot: &mut T, value: Option<T>) {
     if let Some(value) = value {
         *slot = value;
     }
