@@ -38,6 +38,28 @@ pub struct Config {
     pub dialplan: DialplanConfig,
     pub control: ControlConfig,
     pub cdr: CdrConfig,
+    pub transfer: TransferConfig,
+}
+
+/// How this engine's hotline presents itself to the hotlines it transfers to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransferConfig {
+    /// This hotline's own number, such as `0311-12345`, written into History-Info,
+    /// Diversion and User-to-User of transfer INVITEs.
+    pub origin_number: String,
+    /// Most History-Info entries a call may already carry for a transfer to go ahead,
+    /// which stops calls looping between hotlines.
+    pub hop_limit: u32,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        TransferConfig {
+            origin_number: "0311-12345".to_owned(),
+            hop_limit: 4,
+        }
+    }
 }
 
 /// Listening sockets and who may send calls.

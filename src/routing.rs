@@ -351,7 +351,7 @@ pub fn gateway_specs(plan: &Plan) -> Vec<GatewaySpec> {
                 priority: gateway.priority,
                 weight: gateway.weight,
                 channel_limit: gateway.channels,
-                probe: probe.clone(),
+                probe,
             });
         }
     }

@@ -28,6 +28,7 @@ const MAX_RECV_BUFFER: u64 = i32::MAX as u64;
 
 const SECTIONS: &[&str] = &[
     "sip", "agent", "timers", "media", "shutdown", "log", "dialplan", "control", "cdr",
+    "transfer",
 ];
 const SIP_KEYS: &[&str] = &[
     "listen",
@@ -110,6 +111,7 @@ impl<'i> Reader<'i> {
                 "log" => self.read_log(table, &mut config.log),
                 "control" => self.read_control(table, &mut config.control),
                 "cdr" => self.read_cdr(table, &mut config.cdr),
+                "transfer" => self.read_transfer(table, &mut config.transfer),
                 _ => self.read_dialplan(table, &mut config.dialplan),
             }
         }
@@ -260,7 +262,7 @@ impl<'i> Reader<'i> {
     }
 
     /// Reads an integer in `min..=max` and converts it to the field's type.
-    fn int<T: TryFrom<u64>>(
+    pub(super) fn int<T: TryFrom<u64>>(
         &mut self,
         field: &str,
         value: &Value<'i>,

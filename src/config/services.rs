@@ -1,15 +1,18 @@
-//! Reads and checks the `[control]` (HTTP control API) and `[cdr]` (transfer records)
-//! sections.
+//! Reads and checks the `[control]` (HTTP control API), `[cdr]` (transfer records) and
+//! `[transfer]` (how transfers present this hotline) sections.
 
 use std::path::PathBuf;
 
 use toml::de::DeTable;
 
 use super::reader::{Reader, Value, set};
-use super::{CdrConfig, Config, ControlConfig};
+use super::{CdrConfig, Config, ControlConfig, TransferConfig};
 
 const CONTROL_KEYS: &[&str] = &["enabled", "listen", "allow_remote", "token_env"];
 const CDR_KEYS: &[&str] = &["enabled", "path"];
+const TRANSFER_KEYS: &[&str] = &["origin_number", "hop_limit"];
+/// Most hops a transfer may follow; more than any real chain of hotlines.
+const MAX_HOP_LIMIT: u64 = 32;
 
 impl<'i> Reader<'i> {
     pub(super) fn read_control(&mut self, table: &DeTable<'i>, control: &mut ControlConfig) {
@@ -32,6 +35,34 @@ impl<'i> Reader<'i> {
                 _ => set(&mut cdr.path, self.record_path(&field, value)),
             }
         }
+    }
+
+    pub(super) fn read_transfer(&mut self, table: &DeTable<'i>, transfer: &mut TransferConfig) {
+        for (field, value) in self.entries("transfer", table, TRANSFER_KEYS) {
+            match field.as_str() {
+                "transfer.hop_limit" => {
+                    set(&mut transfer.hop_limit, self.int(&field, value, 1, MAX_HOP_LIMIT));
+                }
+                _ => set(&mut transfer.origin_number, self.origin_number(&field, value)),
+            }
+        }
+    }
+
+    /// Reads a telephone number: digits with optional `+` in front and `-` or spaces
+    /// between groups.
+    fn origin_number(&mut self, field: &str, value: &Value<'i>) -> Option<String> {
+        let text = self.string(field, value)?;
+        let digits = text.trim_start_matches('+');
+        let valid = digits.chars().any(|ch| ch.is_ascii_digit())
+            && digits
+                .chars()
+                .all(|ch| ch.is_ascii_digit() || ch == '-' || ch == ' ');
+        if !valid {
+            let message = format!("{field} must be a telephone number such as \"0311-12345\", found {text:?}");
+            self.report(value.span().start, message);
+            return None;
+        }
+        Some(text)
     }
 
     fn boolean(&mut self, field: &str, value: &Value<'i>) -> Option<bool> {

@@ -29,8 +29,8 @@ pub use dispatch::Dispatcher;
 pub use failure::Failure;
 pub use routing::{NoRoutes, Router};
 pub use status::{
-    CallSummary, LegSummary, TransferOrder, TransferState, TransferStatus, TransferTimes,
-    TriggerKind, format_rfc3339,
+    CallPhase, CallSummary, LegSummary, TransferOrder, TransferState, TransferStatus,
+    TriggerKind,
 };
 pub use table::{LegId, Route, SessionId, SessionTable};
 pub use trust::{TrustList, TrustListError};
@@ -97,7 +97,7 @@ pub struct Context {
 
 /// Receives one record per finished transfer.
 pub trait TransferRecorder: Send + Sync {
-    fn record(&self, status: &TransferStatus, order: &TransferOrder, caller: &str, call_id: &str);
+    fn record(&self, status: &TransferStatus, order: &TransferOrder, caller: &str);
 }
 
 impl Context {
@@ -200,11 +200,7 @@ impl Context {
             .ok()
             .and_then(|from| from.uri.user)
             .unwrap_or_default();
-        let call_id = invite
-            .call_id()
-            .map(|id| id.to_string())
-            .unwrap_or_default();
-        recorder.record(status, order, &caller, &call_id);
+        recorder.record(status, order, &caller);
     }
 
     /// Calls that have started and not ended. Ended calls may still sit in the table while

@@ -3,37 +3,10 @@
 
 use std::time::SystemTime;
 
-use serde::Serialize;
+pub use crate::cdr::TriggerKind;
+use crate::cdr::{Milestones, Moment};
 
 use super::SessionId;
-
-/// How a transfer was triggered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TriggerKind {
-    /// RFC 4733 keys in the agent's media.
-    Dtmf,
-    /// SIP INFO with a DTMF body.
-    Info,
-    /// A blind REFER from the agent's phone.
-    Refer,
-    /// A REFER whose Refer-To replaces a consultation call (attended transfer).
-    ReferReplaces,
-    /// The work platform's HTTP request.
-    Http,
-}
-
-impl TriggerKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TriggerKind::Dtmf => "dtmf",
-            TriggerKind::Info => "info",
-            TriggerKind::Refer => "refer",
-            TriggerKind::ReferReplaces => "refer_replaces",
-            TriggerKind::Http => "http",
-        }
-    }
-}
 
 /// A request to transfer a call.
 #[derive(Debug, Clone)]
@@ -47,10 +20,12 @@ pub struct TransferOrder {
     pub agent: Option<String>,
     /// Transfer even when the destination does not accept the matter.
     pub force: bool,
+    /// When the trigger reached the engine.
+    pub received: Moment,
 }
 
 impl TransferOrder {
-    /// An order with only a trigger and a destination.
+    /// An order with only a trigger and a destination, received now.
     pub fn to(kind: TriggerKind, destination: &str) -> TransferOrder {
         TransferOrder {
             kind,
@@ -60,13 +35,13 @@ impl TransferOrder {
             note: None,
             agent: None,
             force: false,
+            received: Moment::now(),
         }
     }
 }
 
 /// Where a transfer is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransferState {
     /// The INVITE went to the remote hotline; no ringing yet.
     Trying,
@@ -75,7 +50,7 @@ pub enum TransferState {
     Answered,
     /// The caller talks to the remote hotline.
     Bridged,
-    /// The remote did not take the call.
+    /// The remote did not take the call, and the caller could not be given back.
     Failed,
     /// After a failure, the caller is back with the agent.
     Recalled,
@@ -83,129 +58,89 @@ pub enum TransferState {
     Cancelled,
 }
 
-/// Wall-clock times of a transfer's steps.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct TransferTimes {
-    #[serde(with = "rfc3339_opt")]
-    pub trigger: Option<SystemTime>,
-    #[serde(with = "rfc3339_opt")]
-    pub invite_sent: Option<SystemTime>,
-    #[serde(with = "rfc3339_opt")]
-    pub first_response: Option<SystemTime>,
-    #[serde(with = "rfc3339_opt")]
-    pub answer: Option<SystemTime>,
-    #[serde(with = "rfc3339_opt")]
-    pub bridge: Option<SystemTime>,
+impl TransferState {
+    /// Whether the transfer has ended, one way or another.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TransferState::Bridged
+                | TransferState::Failed
+                | TransferState::Recalled
+                | TransferState::Cancelled
+        )
+    }
 }
 
 /// A snapshot of one transfer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct TransferStatus {
     pub id: u64,
-    pub session: u64,
+    pub session: SessionId,
+    /// The A-leg Call-ID of the call being transferred.
+    pub call_id: String,
     pub kind: TriggerKind,
     pub destination: String,
+    pub matter: Option<String>,
+    pub ticket: Option<String>,
+    pub agent: Option<String>,
     pub state: TransferState,
     pub gateway: Option<String>,
     pub sip_status: Option<u16>,
     pub cause: Option<String>,
-    pub times: TransferTimes,
-    /// Engine-added time from the trigger to the INVITE leaving, in microseconds.
-    pub invite_latency_us: Option<u64>,
-    /// Engine-added time from the remote's 2xx to the media bridged, in microseconds.
-    pub bridge_latency_us: Option<u64>,
+    /// Wall-clock and monotonic times of each step, for records and latency.
+    pub milestones: Milestones,
+    pub ringing_at: Option<SystemTime>,
 }
 
 impl TransferStatus {
-    pub fn new(id: u64, session: SessionId, order: &TransferOrder, at: SystemTime) -> Self {
+    pub fn new(id: u64, session: SessionId, call_id: &str, order: &TransferOrder) -> Self {
         TransferStatus {
             id,
-            session: session.0,
+            session,
+            call_id: call_id.to_owned(),
             kind: order.kind,
             destination: order.destination.clone(),
+            matter: order.matter.clone(),
+            ticket: order.ticket.clone(),
+            agent: order.agent.clone(),
             state: TransferState::Trying,
             gateway: None,
             sip_status: None,
             cause: None,
-            times: TransferTimes {
-                trigger: Some(at),
-                ..TransferTimes::default()
-            },
-            invite_latency_us: None,
-            bridge_latency_us: None,
+            milestones: Milestones::new(order.received),
+            ringing_at: None,
         }
     }
 }
 
+/// Where a call is, for listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallPhase {
+    Ringing,
+    Talking,
+    Transferring,
+    Transferred,
+    Ending,
+}
+
 /// A snapshot of one call for listings.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CallSummary {
-    pub session: u64,
+    pub session: SessionId,
     pub call_id: String,
     pub caller: String,
-    pub state: &'static str,
-    #[serde(with = "rfc3339")]
+    pub phase: CallPhase,
     pub started_at: SystemTime,
     pub legs: Vec<LegSummary>,
     pub transfer: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One leg of a call, for listings.
+#[derive(Debug, Clone)]
 pub struct LegSummary {
+    /// `a`, `b` or `c`.
     pub leg: &'static str,
     pub call_id: String,
-    pub peer: String,
+    pub peer: std::net::SocketAddr,
     pub up: bool,
-}
-
-/// Formats a time as RFC 3339 UTC with microseconds.
-pub fn format_rfc3339(time: SystemTime) -> String {
-    humantime::format_rfc3339_micros(time).to_string()
-}
-
-mod rfc3339 {
-    use std::time::SystemTime;
-
-    pub fn serialize<S: serde::Serializer>(
-        time: &SystemTime,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&super::format_rfc3339(*time))
-    }
-}
-
-mod rfc3339_opt {
-    use std::time::SystemTime;
-
-    pub fn serialize<S: serde::Serializer>(
-        time: &Option<SystemTime>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        match time {
-            Some(time) => serializer.serialize_str(&super::format_rfc3339(*time)),
-            None => serializer.serialize_none(),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[test]
-    fn rfc3339_formats_epoch() {
-        assert_eq!(
-            format_rfc3339(SystemTime::UNIX_EPOCH),
-            "1970-01-01T00:00:00.000000Z"
-        );
-    }
-
-    #[test]
-    fn rfc3339_formats_known_date() {
-        // 2024-02-29T12:34:56.789012Z, a leap day.
-        let time = SystemTime::UNIX_EPOCH + Duration::new(1_709_210_096, 789_012_000);
-        assert_eq!(format_rfc3339(time), "2024-02-29T12:34:56.789012Z");
-    }
 }

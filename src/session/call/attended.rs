@@ -95,12 +95,8 @@ impl Call {
     async fn adopt_leg(&mut self, leg: SurrenderedLeg) {
         let order = TransferOrder::to(TriggerKind::ReferReplaces, "");
         let id = self.ctx.next_transfer_id();
-        let mut status = crate::session::TransferStatus::new(
-            id,
-            self.session,
-            &order,
-            std::time::SystemTime::now(),
-        );
+        let call_id = self.a.dialog.call_id.to_string();
+        let mut status = crate::session::TransferStatus::new(id, self.session, &call_id, &order);
         status.state = TransferState::Answered;
         info!(transfer = id, call_id = %leg.dialog.call_id, "attended transfer: adopting the remote leg");
         self.transfer = Some(super::Transfer::adopted(status, order, Routed::empty()));

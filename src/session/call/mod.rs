@@ -598,12 +598,14 @@ impl Call {
 
     /// Copies this call's state where the control API lists calls.
     pub(super) fn publish_call(&self) {
-        let state = match (self.phase, &self.transfer) {
-            (Phase::Proceeding, _) => "ringing",
-            (Phase::Confirmed, Some(transfer)) if transfer.is_active() => "transferring",
-            (Phase::Confirmed, _) if self.a_peer == LegId::C => "transferred",
-            (Phase::Confirmed, _) => "talking",
-            _ => "ending",
+        let phase = match (self.phase, &self.transfer) {
+            (Phase::Proceeding, _) => super::CallPhase::Ringing,
+            (Phase::Confirmed, Some(transfer)) if transfer.is_active() => {
+                super::CallPhase::Transferring
+            }
+            (Phase::Confirmed, _) if self.a_peer == LegId::C => super::CallPhase::Transferred,
+            (Phase::Confirmed, _) => super::CallPhase::Talking,
+            _ => super::CallPhase::Ending,
         };
         let legs = [LegId::A, LegId::B, LegId::C]
             .into_iter()
@@ -611,12 +613,12 @@ impl Call {
             .map(|leg| super::LegSummary {
                 leg: leg.as_str(),
                 call_id: self.leg(leg).dialog.call_id.to_string(),
-                peer: self.leg(leg).target.addr.to_string(),
+                peer: self.leg(leg).target.addr,
                 up: self.leg(leg).up,
             })
             .collect();
         let summary = super::CallSummary {
-            session: self.session.0,
+            session: self.session,
             call_id: self.a.dialog.call_id.to_string(),
             caller: self
                 .a_invite
@@ -624,7 +626,7 @@ impl Call {
                 .ok()
                 .and_then(|from| from.uri.user)
                 .unwrap_or_default(),
-            state,
+            phase,
             started_at: self.started_at,
             legs,
             transfer: self.transfer.as_ref().map(|transfer| transfer.status.id),

@@ -16,6 +16,8 @@
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
+
+use crate::cdr::Moment;
 use tracing::{debug, info, warn};
 
 use super::{Call, Leg, Phase};
@@ -35,10 +37,6 @@ pub(in crate::session) struct Transfer {
     attempt: usize,
     channel: Option<ChannelSlot>,
     ring_deadline: Option<Instant>,
-    /// Monotonic times for the engine-added latency.
-    trigger_at: Instant,
-    invite_at: Option<Instant>,
-    answer_at: Option<Instant>,
     /// The REFER subscription to report progress on, with its NOTIFY CSeq source leg.
     refer: Option<LegId>,
     /// Whether the answer needs a re-INVITE toward the caller because the codec differs.
@@ -55,17 +53,13 @@ impl Transfer {
             attempt: 0,
             channel: None,
             ring_deadline: None,
-            trigger_at: Instant::now(),
-            invite_at: None,
-            answer_at: None,
             refer: None,
             reinvite_caller: false,
         }
     }
 
     pub fn mark_answered(&mut self) {
-        self.answer_at = Some(Instant::now());
-        self.status.times.answer = Some(SystemTime::now());
+        self.status.milestones.answer = Some(Moment::now());
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
@@ -117,13 +111,13 @@ impl Call {
             .open_side_c()
             .map_err(|error| StartError::Media(error.to_string()))?;
 
-        let now = Instant::now();
         let id = self.ctx.next_transfer_id();
-        let status = TransferStatus::new(id, self.session, &order, SystemTime::now());
+        let call_id = self.a.dialog.call_id.to_string();
+        let status = TransferStatus::new(id, self.session, &call_id, &order);
         info!(
             transfer = id,
             destination = %routed.destination,
-            kind = order.kind.as_str(),
+            kind = ?order.kind,
             "transfer started"
         );
         self.transfer = Some(Transfer {
@@ -133,9 +127,6 @@ impl Call {
             attempt: 0,
             channel: None,
             ring_deadline: None,
-            trigger_at: now,
-            invite_at: None,
-            answer_at: None,
             refer: None,
             reinvite_caller: false,
         });
@@ -268,12 +259,8 @@ impl Call {
         self.send_request(LegId::C, &mut invite, target, Purpose::TransferInvite, now)
             .await;
         if let Some(transfer) = &mut self.transfer {
-            transfer.invite_at.get_or_insert(now);
-            transfer
-                .status
-                .times
-                .invite_sent
-                .get_or_insert(SystemTime::now());
+            let milestones = &mut transfer.status.milestones;
+            milestones.invite_sent.get_or_insert_with(Moment::now);
             transfer.ring_deadline = Some(now + ring_timeout);
         }
     }
@@ -285,9 +272,9 @@ impl Call {
         };
         transfer
             .status
-            .times
+            .milestones
             .first_response
-            .get_or_insert(SystemTime::now());
+            .get_or_insert_with(Moment::now);
         if let Err(error) = self.c.dialog.on_invite_response(&response) {
             debug!(%error, "remote response with invalid dialog headers");
         }
@@ -326,6 +313,7 @@ impl Call {
             return;
         }
         transfer.status.state = TransferState::Ringing;
+        transfer.status.ringing_at.get_or_insert_with(SystemTime::now);
         if response.has_sdp()
             && let Some(anchor) = &mut self.anchor
         {
@@ -360,11 +348,9 @@ impl Call {
             }
             return self.resend_ack(LegId::C, seq).await;
         }
-        let now = Instant::now();
-        transfer.answer_at = Some(now);
         transfer.ring_deadline = None;
         transfer.status.state = TransferState::Answered;
-        transfer.status.times.answer = Some(SystemTime::now());
+        transfer.status.milestones.answer = Some(Moment::now());
         transfer.status.sip_status = Some(response.status);
         self.c.up = true;
 
@@ -401,20 +387,14 @@ impl Call {
         let Some(transfer) = &mut self.transfer else {
             return;
         };
-        let now = Instant::now();
         transfer.status.state = TransferState::Bridged;
-        transfer.status.times.bridge = Some(SystemTime::now());
-        transfer.status.invite_latency_us = transfer
-            .invite_at
-            .map(|at| micros(at.saturating_duration_since(transfer.trigger_at)));
-        transfer.status.bridge_latency_us = transfer
-            .answer_at
-            .map(|at| micros(now.saturating_duration_since(at)));
+        transfer.status.milestones.bridge = Some(Moment::now());
+        let latency = transfer.status.milestones.latency();
         info!(
             transfer = transfer.status.id,
             destination = %transfer.status.destination,
-            invite_latency_us = ?transfer.status.invite_latency_us,
-            bridge_latency_us = ?transfer.status.bridge_latency_us,
+            invite_latency_us = ?latency.invite_us,
+            bridge_latency_us = ?latency.bridge_us,
             "transfer bridged"
         );
         let refer = transfer.refer;
@@ -740,9 +720,6 @@ impl Call {
     }
 }
 
-fn micros(duration: Duration) -> u64 {
-    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
-}
 
 /// The agent's keys: the RFC 4733 detector and the collector that matches them against
 /// the transfer sequences.
