@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hotline_b2bua::cdr::TriggerKind;
+use hotline_b2bua::cdr::{Moment, TriggerKind};
 use hotline_b2bua::config::ControlConfig;
 use hotline_b2bua::control::{
     BearerToken, CallRef, CallState, CallSummary, ControlError, ControlServer, Engine,
@@ -17,7 +17,7 @@ use hotline_b2bua::control::{
 use reqwest::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
@@ -41,6 +41,9 @@ struct MockEngine {
     draining: AtomicBool,
     fail_internally: AtomicBool,
     reload_problems: Mutex<Option<Vec<String>>>,
+    /// Makes `calls()` never complete, after signalling `calls_entered`.
+    stall_calls: AtomicBool,
+    calls_entered: Notify,
 }
 
 fn started_at() -> SystemTime {
@@ -134,6 +137,8 @@ impl MockEngine {
             draining: AtomicBool::new(false),
             fail_internally: AtomicBool::new(false),
             reload_problems: Mutex::new(None),
+            stall_calls: AtomicBool::new(false),
+            calls_entered: Notify::new(),
         })
     }
 
@@ -185,7 +190,13 @@ impl MockEngine {
 
 impl Engine for MockEngine {
     fn calls(&self) -> EngineFuture<'_, Vec<CallSummary>> {
-        Box::pin(async move { self.calls.clone() })
+        Box::pin(async move {
+            if self.stall_calls.load(Ordering::Relaxed) {
+                self.calls_entered.notify_one();
+                std::future::pending::<()>().await;
+            }
+            self.calls.clone()
+        })
     }
 
     fn start_transfer(
@@ -251,8 +262,7 @@ fn request_for(
         note: None,
         agent: None,
         force,
-        received_at: SystemTime::now(),
-        received: tokio::time::Instant::now(),
+        received: Moment::now(),
     }
 }
 
@@ -569,7 +579,7 @@ async fn transfer_accepted_is_202() {
     assert_eq!(request.note.as_deref(), Some("医保异地报销进度"));
     assert!(!request.force);
     let age = SystemTime::now()
-        .duration_since(request.received_at)
+        .duration_since(request.received.wall)
         .expect("received in the past");
     assert!(age < Duration::from_secs(10));
 }
@@ -1014,6 +1024,28 @@ async fn shutdown_stops_server() {
         .send()
         .await;
     assert!(after.is_err(), "server still answers after shutdown");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_ends_stalled_requests() {
+    let api = Api::with_token().await;
+    api.engine.stall_calls.store(true, Ordering::Relaxed);
+    let stalled = tokio::spawn(api.get("/v1/calls").send());
+    api.engine.calls_entered.notified().await;
+
+    let stopping = tokio::time::Instant::now();
+    api.shut_down().await.expect("clean stop");
+    let waited = stopping.elapsed();
+    assert!(waited >= Duration::from_secs(5), "stopped after {waited:?}");
+    assert!(waited < Duration::from_secs(6), "stopped after {waited:?}");
+
+    let response = stalled.await.expect("request task").expect("response");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.expect("JSON body");
+    assert_eq!(
+        body,
+        json!({ "error": "the control API is shutting down", "code": "shutting_down" })
+    );
 }
 
 #[tokio::test]

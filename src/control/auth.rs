@@ -5,14 +5,16 @@
 //! started without one is visibly unusable instead of silently open.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
+use tracing::warn;
 
 use super::error::ApiError;
 use super::routes::ApiState;
@@ -70,13 +72,30 @@ pub(super) async fn require_token(
     next: Next,
 ) -> Response {
     state.stats.requests.inc();
-    match check(&state, request.headers()) {
-        Ok(()) => next.run(request).await,
-        Err(error) => {
-            state.stats.unauthorized.inc();
-            error.into_response()
-        }
+    let error = match check(&state, request.headers()) {
+        Ok(()) => return next.run(request).await,
+        Err(error) => error,
+    };
+
+    state.stats.unauthorized.inc();
+    let rejected = state.stats.unauthorized.get();
+    // The missing-token case at startup is logged once by the server instead. Counts that
+    // are powers of two keep a scanner from flooding the log.
+    let bad_credentials = matches!(error, ApiError::MissingToken | ApiError::InvalidToken);
+    if bad_credentials && rejected.is_power_of_two() {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.to_string());
+        warn!(
+            peer = peer.as_deref().unwrap_or("unknown"),
+            path = request.uri().path(),
+            %error,
+            rejected,
+            "control API request without valid token"
+        );
     }
+    error.into_response()
 }
 
 fn check(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {

@@ -46,12 +46,14 @@ pub(super) enum ApiError {
     Rejected(TransferRejection),
     #[error("no transfer {transfer}")]
     UnknownTransfer { transfer: TransferId },
+    #[error("the control API is shutting down")]
+    ShuttingDown,
     #[error("dialplan not reloaded because it has {} problem(s); the previous plan stays in force", problems.len())]
     ReloadFailed { problems: Vec<String> },
 }
 
 impl ApiError {
-    /// The HTTP status, the stable code and the extra body fields of each failure.
+    /// Maps each failure to its HTTP status, stable code and extra body fields.
     fn parts(&self) -> (StatusCode, &'static str, Map<String, Value>) {
         let mut extra = Map::new();
         let (status, code) = match self {
@@ -79,6 +81,7 @@ impl ApiError {
                 extra.insert("transfer".to_owned(), json!(transfer));
                 (StatusCode::NOT_FOUND, "unknown_transfer")
             }
+            ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             ApiError::ReloadFailed { problems } => {
                 extra.insert("problems".to_owned(), json!(problems));
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid_dialplan")

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
 use crate::config::ControlConfig;
@@ -47,6 +47,8 @@ use routes::{ApiState, router};
 /// How long open requests may go on after shutdown is signalled before the server stops
 /// waiting for them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long the server waits for connections to close after aborting open requests.
+const ABORT_WAIT: Duration = Duration::from_secs(1);
 
 /// Failure to start or run the control API.
 #[derive(Debug, thiserror::Error)]
@@ -135,13 +137,14 @@ impl ControlServer {
         })
     }
 
-    /// The address the listener is bound to, with the real port when 0 was requested.
+    /// Returns the bound address, with the real port when port 0 was requested.
     pub fn local_addr(&self) -> SocketAddr {
         self.address
     }
 
     /// Serves requests until `shutdown` completes, then lets open requests finish for up
-    /// to 5 seconds.
+    /// to 5 seconds. Requests still open after that get 503 and their engine calls are
+    /// dropped.
     ///
     /// # Errors
     ///
@@ -152,6 +155,41 @@ impl ControlServer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ControlError> {
         let address = self.address;
+        self.warn_about_token();
+
+        let (abort, aborted) = watch::channel(false);
+        let state = Arc::new(ApiState {
+            engine,
+            token: self.token,
+            token_env: self.token_env,
+            stats: Default::default(),
+            aborted,
+        });
+        let stopping = Arc::new(Notify::new());
+        let notify = Arc::clone(&stopping);
+        let graceful = async move {
+            shutdown.await;
+            notify.notify_one();
+        };
+
+        info!(%address, "control API listening");
+        let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(self.listener, service).with_graceful_shutdown(graceful);
+        let mut server = server.into_future();
+        let result = tokio::select! {
+            result = &mut server => result,
+            () = grace_expired(&stopping) => {
+                warn!(%address, "control API requests still open after the grace period");
+                let _ = abort.send(true);
+                // A client that is still sending its request has no handler to abort.
+                tokio::time::timeout(ABORT_WAIT, server).await.unwrap_or(Ok(()))
+            }
+        };
+        info!(%address, "control API stopped");
+        result.map_err(|source| ControlError::Serve { address, source })
+    }
+
+    fn warn_about_token(&self) {
         match &self.token {
             None => warn!(
                 variable = %self.token_env,
@@ -166,31 +204,6 @@ impl ControlServer {
             ),
             Some(_) => {}
         }
-
-        let state = Arc::new(ApiState {
-            engine,
-            token: self.token,
-            token_env: self.token_env,
-            stats: Default::default(),
-        });
-        let stopping = Arc::new(Notify::new());
-        let notify = Arc::clone(&stopping);
-        let graceful = async move {
-            shutdown.await;
-            notify.notify_one();
-        };
-
-        info!(%address, "control API listening");
-        let server = axum::serve(self.listener, router(state)).with_graceful_shutdown(graceful);
-        let result = tokio::select! {
-            result = server.into_future() => result,
-            () = grace_expired(&stopping) => {
-                warn!(%address, "control API requests still open after the grace period");
-                Ok(())
-            }
-        };
-        info!(%address, "control API stopped");
-        result.map_err(|source| ControlError::Serve { address, source })
     }
 }
 

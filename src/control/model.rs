@@ -6,9 +6,8 @@ use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
 
-use crate::cdr::{TriggerKind, rfc3339};
+use crate::cdr::{Moment, TriggerKind, rfc3339};
 
 /// A call as the API names it: the Call-ID of the caller's leg (the A leg, RFC 3261
 /// §8.1.1.4), compared byte for byte.
@@ -141,10 +140,8 @@ pub struct TransferRequest {
     pub agent: Option<String>,
     /// Transfer even when the destination's catalogue does not accept the matter.
     pub force: bool,
-    /// When the request arrived, as the trigger milestone of the transfer record.
-    pub received_at: SystemTime,
-    /// The same moment on tokio's monotonic clock, for the record's latencies.
-    pub received: Instant,
+    /// When the HTTP request arrived: the trigger milestone of the transfer record.
+    pub received: Moment,
 }
 
 /// The progress of a transfer.

@@ -1,25 +1,26 @@
 //! The HTTP routes under `/v1`, their request checks and the API's own counters.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router, middleware};
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::time::Instant;
-use tracing::{info, warn};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
 
 use super::auth::{BearerToken, require_token};
-use super::engine::Engine;
+use super::engine::{Engine, TransferRejection};
 use super::error::ApiError;
 use super::model::{CallRef, TransferId, TransferRequest};
+use crate::cdr::Moment;
 use crate::metrics::Counter;
 
 /// Largest request body accepted, in bytes. A transfer request is well under 2 KiB.
@@ -42,6 +43,8 @@ pub(super) struct ApiState {
     /// Name of the environment variable the token comes from, for the 503 message.
     pub(super) token_env: String,
     pub(super) stats: ApiStats,
+    /// Becomes true when the shutdown grace period is over and open requests must end.
+    pub(super) aborted: watch::Receiver<bool>,
 }
 
 /// The control API's own counters, shown by `GET /v1/stats` under `control`.
@@ -99,7 +102,31 @@ pub(super) fn router(state: Arc<ApiState>) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            abort_on_shutdown,
+        ))
         .with_state(state)
+}
+
+/// Middleware that ends a request with 503 once the shutdown grace period is over, so
+/// that a stalled engine call cannot hold the server open.
+async fn abort_on_shutdown(
+    State(state): State<Arc<ApiState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut aborted = state.aborted.clone();
+    let abort = async move {
+        // The sender lives as long as the server, so an error here only follows its end.
+        if aborted.wait_for(|aborted| *aborted).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        response = next.run(request) => response,
+        () = abort => ApiError::ShuttingDown.into_response(),
+    }
 }
 
 /// Reports liveness only: responds while the listener runs, without authentication and without
@@ -188,10 +215,8 @@ async fn start_transfer(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let received_at = SystemTime::now();
-    let received = Instant::now();
-
-    let request = parse_transfer(CallRef(call), &headers, body, received_at, received)
+    let received = Moment::now();
+    let request = parse_transfer(CallRef(call), &headers, body, received)
         .inspect_err(|_| state.stats.transfers_rejected.inc())?;
     let call = request.call.clone();
     let destination = request.destination.clone();
@@ -200,7 +225,11 @@ async fn start_transfer(
         Ok(summary) => summary,
         Err(rejection) => {
             state.stats.transfers_rejected.inc();
-            info!(%call, %destination, reason = %rejection, "transfer rejected");
+            if let TransferRejection::Internal { .. } = rejection {
+                error!(%call, %destination, error = %rejection, "transfer failed to start");
+            } else {
+                info!(%call, %destination, reason = %rejection, "transfer rejected");
+            }
             return Err(ApiError::Rejected(rejection));
         }
     };
@@ -229,8 +258,7 @@ fn parse_transfer(
     call: CallRef,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-    received_at: SystemTime,
-    received: Instant,
+    received: Moment,
 ) -> Result<TransferRequest, ApiError> {
     check_json_content_type(headers)?;
     let body = body.map_err(body_error)?;
@@ -248,7 +276,6 @@ fn parse_transfer(
         note: optional_field("note", body.note, MAX_NOTE_CHARS)?,
         agent: optional_field("agent", body.agent, MAX_AGENT_CHARS)?,
         force: body.force,
-        received_at,
         received,
     })
 }
