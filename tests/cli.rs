@@ -125,7 +125,7 @@ fn check_reports_unknown_keys() {
             "bad.toml:3:1: unknown key `listen_tcp` in [sip], expected one of: listen, \
              trusted, udp_max_bytes, user_agent, udp_recv_buffer",
             "bad.toml:5:1: unknown section `rtp`, expected one of: sip, agent, timers, \
-             media, shutdown, log, dialplan",
+             media, shutdown, log, dialplan, control, cdr, transfer",
             "bad.toml: invalid configuration, 2 problems",
         ]
     );
