@@ -262,7 +262,7 @@ fn run(path: &Path) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    match runtime.block_on(hotline_b2bua::server::run(config)) {
+    match runtime.block_on(hotline_b2bua::server::run(config, path)) {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

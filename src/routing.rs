@@ -113,11 +113,17 @@ impl PlanRouter {
 
         let context = &trunk.context;
         if context.history_info {
-            headers.push(("History-Info".to_owned(), history_info(request, &origin_uri, request_uri)));
+            headers.push((
+                "History-Info".to_owned(),
+                history_info(request, &origin_uri, request_uri),
+            ));
         }
         if context.diversion {
             // RFC 5806: the transferring hotline diverted the call.
-            headers.push(("Diversion".to_owned(), format!("<{origin_uri}>;reason=deflection")));
+            headers.push((
+                "Diversion".to_owned(),
+                format!("<{origin_uri}>;reason=deflection"),
+            ));
         }
         if context.user_to_user {
             let payload = context_payload(request, &origin);
@@ -173,7 +179,10 @@ impl Router for PlanRouter {
 
         let active = self.plan.active_gateways(&destination.id, Timestamp::now());
         if active.is_empty() {
-            return Err(no_gateway(destination, "no gateway is in service at this time"));
+            return Err(no_gateway(
+                destination,
+                "no gateway is in service at this time",
+            ));
         }
         let ids: Vec<GatewayId> = active
             .iter()
@@ -191,7 +200,11 @@ impl Router for PlanRouter {
         let gateways: Vec<GatewayRoute> = selection
             .order
             .iter()
-            .filter_map(|id| active.iter().find(|gateway| gateway.id.as_str() == id.as_str()))
+            .filter_map(|id| {
+                active
+                    .iter()
+                    .find(|gateway| gateway.id.as_str() == id.as_str())
+            })
             .filter_map(|gateway| self.routed_gateway(destination, gateway))
             .collect();
         let Some(first) = gateways.first() else {

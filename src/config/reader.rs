@@ -27,8 +27,7 @@ const MAX_UDP_PAYLOAD: u64 = 65_507;
 const MAX_RECV_BUFFER: u64 = i32::MAX as u64;
 
 const SECTIONS: &[&str] = &[
-    "sip", "agent", "timers", "media", "shutdown", "log", "dialplan", "control", "cdr",
-    "transfer",
+    "sip", "agent", "timers", "media", "shutdown", "log", "dialplan", "control", "cdr", "transfer",
 ];
 const SIP_KEYS: &[&str] = &[
     "listen",

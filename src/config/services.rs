@@ -41,9 +41,15 @@ impl<'i> Reader<'i> {
         for (field, value) in self.entries("transfer", table, TRANSFER_KEYS) {
             match field.as_str() {
                 "transfer.hop_limit" => {
-                    set(&mut transfer.hop_limit, self.int(&field, value, 1, MAX_HOP_LIMIT));
+                    set(
+                        &mut transfer.hop_limit,
+                        self.int(&field, value, 1, MAX_HOP_LIMIT),
+                    );
                 }
-                _ => set(&mut transfer.origin_number, self.origin_number(&field, value)),
+                _ => set(
+                    &mut transfer.origin_number,
+                    self.origin_number(&field, value),
+                ),
             }
         }
     }
@@ -58,7 +64,9 @@ impl<'i> Reader<'i> {
                 .chars()
                 .all(|ch| ch.is_ascii_digit() || ch == '-' || ch == ' ');
         if !valid {
-            let message = format!("{field} must be a telephone number such as \"0311-12345\", found {text:?}");
+            let message = format!(
+                "{field} must be a telephone number such as \"0311-12345\", found {text:?}"
+            );
             self.report(value.span().start, message);
             return None;
         }

@@ -25,12 +25,12 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use tracing::debug;
 
+pub use call::StartError;
 pub use dispatch::Dispatcher;
 pub use failure::Failure;
 pub use routing::{NoRoutes, Router};
 pub use status::{
-    CallPhase, CallSummary, LegSummary, TransferOrder, TransferState, TransferStatus,
-    TriggerKind,
+    CallPhase, CallSummary, LegSummary, TransferOrder, TransferState, TransferStatus, TriggerKind,
 };
 pub use table::{LegId, Route, SessionId, SessionTable};
 pub use trust::{TrustList, TrustListError};
@@ -66,7 +66,7 @@ pub enum CallEvent {
     /// Start a transfer; the outcome of the start goes back on `reply`.
     Transfer {
         order: TransferOrder,
-        reply: tokio::sync::oneshot::Sender<Result<TransferStatus, String>>,
+        reply: tokio::sync::oneshot::Sender<Result<TransferStatus, StartError>>,
     },
 }
 

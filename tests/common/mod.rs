@@ -33,13 +33,13 @@ const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
 /// Port blocks live below Linux's default ephemeral range (32768-60999), so that no
 /// socket another process opens with port 0 lands inside a test's block.
 const BLOCK_FIRST_PORT: u16 = 20_000;
-const BLOCK_COUNT: usize = 190;
-const BLOCK_SIZE: u16 = 64;
+const BLOCK_COUNT: usize = 132;
+const BLOCK_SIZE: u16 = 96;
 
 static NEXT_BLOCK: AtomicUsize = AtomicUsize::new(0);
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 
-/// A block of 64 loopback ports that were free for UDP and TCP when the test took it.
+/// A block of 96 loopback ports that were free for UDP and TCP when the test took it.
 /// Tests in one binary never share a block, and the start of the search depends on the
 /// process id, so concurrent test binaries rarely probe the same blocks.
 #[derive(Debug, Clone, Copy)]
@@ -101,9 +101,21 @@ impl Ports {
     pub fn agent_control(&self) -> u16 {
         self.base + 30
     }
+    /// The engine's control API (HTTP).
+    pub fn control(&self) -> u16 {
+        self.base + 29
+    }
+    /// The SIP port of remote hotline `index` (0-3), a transfer target.
+    pub fn remote(&self, index: u16) -> u16 {
+        self.base + 32 + index * 8
+    }
+    /// SIPp media port of remote hotline `index`; `-rtp_echo` also takes the port + 2.
+    pub fn remote_media(&self, index: u16) -> u16 {
+        self.base + 36 + index * 8
+    }
     /// The engine's relay range, `media.port_min..=media.port_max`.
     pub fn relay_min(&self) -> u16 {
-        self.base + 32
+        self.base + 64
     }
     pub fn relay_max(&self) -> u16 {
         self.base + BLOCK_SIZE - 1
@@ -199,6 +211,69 @@ pub struct EngineSettings {
     pub udp_max_bytes: Option<usize>,
     /// `log.format = "json"` instead of `"plain"`.
     pub log_json: bool,
+    /// Dialplan TOML written to `dialplan.toml` beside the configuration; `None` uses
+    /// [`default_dialplan`].
+    pub dialplan: Option<String>,
+}
+
+/// Token of the control API in tests, set as `HOTLINE_CONTROL_TOKEN` for the engine.
+pub const CONTROL_TOKEN: &str = "test-control-token";
+
+/// A small plan for tests: Beijing (`*1`) on remote hotline 0 and Tianjin (`*2`) on
+/// remote hotline 1, UDP, no health checks, a two-category catalogue.
+pub fn default_dialplan(ports: &Ports) -> String {
+    format!(
+        "[keys]\n\
+         inter_digit_timeout_ms = 3000\n\
+         [keys.map]\n\
+         \"*1\" = \"beijing\"\n\
+         \"*2\" = \"tianjin\"\n\
+         \n\
+         [catalogue]\n\
+         version = \"test\"\n\
+         [category.social_insurance]\n\
+         name = \"社保医保\"\n\
+         name_en = \"Social and medical insurance\"\n\
+         scope = \"pensions and medical insurance\"\n\
+         [category.housing]\n\
+         name = \"住房\"\n\
+         name_en = \"Housing\"\n\
+         scope = \"housing\"\n\
+         \n\
+         [destination.beijing]\n\
+         name = \"北京市热线\"\n\
+         name_en = \"Beijing 12345 hotline\"\n\
+         area_code = \"010\"\n\
+         trunk = \"beijing\"\n\
+         numbers = [\"010-12345\"]\n\
+         ring_timeout_secs = 4\n\
+         accepts = {{ social_insurance = \"\" }}\n\
+         rejects = {{ housing = \"Beijing takes no housing matters from other cities\" }}\n\
+         [trunk.beijing]\n\
+         numbers = \"e164\"\n\
+         identity = \"pai\"\n\
+         [trunk.beijing.health_check]\n\
+         enabled = false\n\
+         [trunk.beijing.gateway.lab]\n\
+         address = \"127.0.0.1:{beijing}\"\n\
+         \n\
+         [destination.tianjin]\n\
+         name = \"天津市热线\"\n\
+         name_en = \"Tianjin 12345 hotline\"\n\
+         area_code = \"022\"\n\
+         trunk = \"tianjin\"\n\
+         numbers = [\"022-12345\"]\n\
+         ring_timeout_secs = 4\n\
+         [trunk.tianjin]\n\
+         numbers = \"national\"\n\
+         identity = \"pai\"\n\
+         [trunk.tianjin.health_check]\n\
+         enabled = false\n\
+         [trunk.tianjin.gateway.lab]\n\
+         address = \"127.0.0.1:{tianjin}\"\n",
+        beijing = ports.remote(0),
+        tianjin = ports.remote(1),
+    )
 }
 
 impl Default for EngineSettings {
@@ -216,6 +291,7 @@ impl Default for EngineSettings {
             retry_after_secs: 60,
             udp_max_bytes: None,
             log_json: false,
+            dialplan: None,
         }
     }
 }
@@ -264,7 +340,17 @@ impl EngineSettings {
              \n\
              [log]\n\
              format = \"{log_format}\"\n\
-             level = \"debug\"\n",
+             level = \"debug\"\n\
+             \n\
+             [dialplan]\n\
+             paths = [\"dialplan.toml\"]\n\
+             \n\
+             [control]\n\
+             listen = \"127.0.0.1:{control}\"\n\
+             \n\
+             [cdr]\n\
+             path = \"transfers.jsonl\"\n",
+            control = ports.control(),
             engine = ports.engine(),
             trusted = trusted.join(", "),
             ring = self.ring_timeout_secs,
@@ -294,6 +380,11 @@ impl Engine {
     pub fn start(dir: &TestDir, ports: &Ports, settings: &EngineSettings) -> Engine {
         let config = dir.join("engine.toml");
         fs::write(&config, settings.to_toml(ports)).expect("write engine.toml");
+        let plan = settings
+            .dialplan
+            .clone()
+            .unwrap_or_else(|| default_dialplan(ports));
+        fs::write(dir.join("dialplan.toml"), plan).expect("write dialplan.toml");
         let log = dir.join("engine.log");
         let output = fs::File::create(&log).expect("create engine.log");
         let child = Command::new(env!("CARGO_BIN_EXE_hotline-b2bua"))
@@ -301,6 +392,7 @@ impl Engine {
             .arg("--config")
             .arg(&config)
             .env_remove("RUST_LOG")
+            .env("HOTLINE_CONTROL_TOKEN", CONTROL_TOKEN)
             .stdin(Stdio::null())
             .stdout(output.try_clone().expect("clone engine.log handle"))
             .stderr(output)

@@ -33,6 +33,7 @@ mod transfer;
 mod triggers;
 
 pub(super) use attended::SurrenderedLeg;
+pub use transfer::StartError;
 pub(super) use transfer::{AgentKeys, Transfer};
 
 use super::anchor::Anchor;
@@ -480,6 +481,8 @@ impl Call {
             Some(LegId::A)
         } else if *call_id == self.b.dialog.call_id {
             Some(LegId::B)
+        } else if *call_id == self.c.dialog.call_id {
+            Some(LegId::C)
         } else {
             None
         }

@@ -76,11 +76,11 @@ impl Transfer {
 
 /// Why a transfer could not start, for the trigger's reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(in crate::session) enum StartError {
+pub enum StartError {
     #[error("{0}")]
     Refused(#[from] crate::session::routing::Refusal),
-    #[error("a transfer is already in progress on this call")]
-    Busy,
+    #[error("transfer {0} is already in progress on this call")]
+    Busy(u64),
     #[error("the call is not answered yet")]
     NotAnswered,
     #[error("failed to set up media toward the remote hotline: {0}")]
@@ -97,8 +97,12 @@ impl Call {
         if self.phase != Phase::Confirmed {
             return Err(StartError::NotAnswered);
         }
-        if self.transfer.as_ref().is_some_and(Transfer::is_active) {
-            return Err(StartError::Busy);
+        if let Some(transfer) = self
+            .transfer
+            .as_ref()
+            .filter(|transfer| transfer.is_active())
+        {
+            return Err(StartError::Busy(transfer.status.id));
         }
 
         let request = self.route_request(&order);
@@ -313,7 +317,10 @@ impl Call {
             return;
         }
         transfer.status.state = TransferState::Ringing;
-        transfer.status.ringing_at.get_or_insert_with(SystemTime::now);
+        transfer
+            .status
+            .ringing_at
+            .get_or_insert_with(SystemTime::now);
         if response.has_sdp()
             && let Some(anchor) = &mut self.anchor
         {
@@ -719,7 +726,6 @@ impl Call {
         }
     }
 }
-
 
 /// The agent's keys: the RFC 4733 detector and the collector that matches them against
 /// the transfer sequences.

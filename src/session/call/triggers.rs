@@ -140,7 +140,7 @@ impl Call {
             Err(error) => {
                 info!(%error, destination, "refer refused");
                 let status = match error {
-                    super::transfer::StartError::Busy => 491,
+                    super::transfer::StartError::Busy(_) => 491,
                     super::transfer::StartError::NotAnswered => 481,
                     _ => 403,
                 };
@@ -154,10 +154,8 @@ impl Call {
     pub(super) async fn on_transfer_order(
         &mut self,
         order: TransferOrder,
-    ) -> Result<TransferStatus, String> {
-        self.start_transfer(order)
-            .await
-            .map_err(|error| error.to_string())
+    ) -> Result<TransferStatus, super::transfer::StartError> {
+        self.start_transfer(order).await
     }
 }
 

@@ -1,7 +1,15 @@
 //! Starts the engine from a validated configuration, and stops it: on SIGINT or SIGTERM
 //! new calls get 503, active calls have the grace period to finish, and what remains is
-//! hung up before the process exits.
+//! hung up before the process exits. SIGHUP reloads the dialplan.
 
+mod engine;
+mod plans;
+mod records;
+
+pub use engine::EngineHandle;
+pub use plans::{Loaded, Plans};
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,8 +18,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::Instant;
 use tracing::info;
 
+use crate::cdr::RecordWriter;
 use crate::config::Config;
 use crate::media::PortPool;
+use crate::routing::Origin;
 use crate::session::{CallEvent, Context, Dispatcher, TrustList};
 use crate::sip::uri::Uri;
 use crate::transport::Transport;
@@ -22,25 +32,92 @@ const HANGUP_WAIT: Duration = Duration::from_secs(5);
 /// How often the drain checks whether calls are left.
 const DRAIN_POLL: Duration = Duration::from_millis(100);
 
-/// Runs the engine until SIGINT or SIGTERM, then drains and returns.
+/// Runs the engine until SIGINT or SIGTERM, then drains and returns. `config_file` is
+/// the path the configuration was read from; relative dialplan paths start there.
 ///
 /// # Errors
 ///
-/// Fails before serving anything when the configuration holds an invalid value that
-/// validation let through, or when a socket cannot be bound.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Fails before serving anything when a dialplan is invalid, when the configuration holds
+/// an invalid value that validation let through, or when a socket cannot be bound.
+pub async fn run(config: Config, config_file: &Path) -> anyhow::Result<()> {
     let mut interrupt = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("failed to watch SIGHUP")?;
+
+    // The dialplan is validated before any socket is bound.
+    let paths = config.dialplan.resolved_paths(config_file);
+    if let Err(problems) = crate::dialplan::Plan::load(&paths) {
+        let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::bail!("invalid dialplan:\n{}", listed.join("\n"));
+    }
+    let records = match config.cdr.enabled {
+        true => RecordWriter::start(&config.cdr.path)
+            .await
+            .context("failed to open the transfer records")?,
+        false => RecordWriter::disabled(),
+    };
+    let control_config = config.control.clone();
+    let origin = Origin {
+        number: config.transfer.origin_number.clone(),
+        hop_limit: config.transfer.hop_limit as usize,
+    };
 
     let ctx = start(config).await?;
+    ctx.attach_recorder(Arc::new(records::Recorder {
+        writer: records.clone(),
+        origin: origin.number.clone(),
+    }));
+    let prober = ctx.probes().context("the gateway prober is missing")?;
+    let plans = Arc::new(Plans::new(
+        paths,
+        origin,
+        Arc::clone(&ctx),
+        Arc::clone(prober),
+    ));
+    if let Err(problems) = plans.reload().await {
+        let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::bail!("invalid dialplan:\n{}", listed.join("\n"));
+    }
 
-    tokio::select! {
-        _ = interrupt.recv() => info!("received SIGINT"),
-        _ = terminate.recv() => info!("received SIGTERM"),
+    let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
+    let engine = Arc::new(EngineHandle {
+        ctx: Arc::clone(&ctx),
+        plans: Arc::clone(&plans),
+        records: records.clone(),
+    });
+    let control = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = control_stopped.await;
+        };
+        if let Err(error) = crate::control::serve(&control_config, engine, shutdown).await {
+            tracing::error!(%error, "control API stopped");
+        }
+    });
+
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => {
+                info!("received SIGINT");
+                break;
+            }
+            _ = terminate.recv() => {
+                info!("received SIGTERM");
+                break;
+            }
+            _ = hangup.recv() => {
+                info!("received SIGHUP; reloading the dialplan");
+                let _ = plans.reload().await;
+            }
+        }
     }
     drain(&ctx).await;
+    let _ = stop_control.send(());
+    let _ = control.await;
     if let Some(probes) = ctx.probes() {
         probes.shutdown().await;
+    }
+    if let Err(error) = records.flush().await {
+        tracing::warn!(%error, "failed to flush the transfer records");
     }
     info!(counters = %ctx.metrics.summary(), "stopped");
     Ok(())
