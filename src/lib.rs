@@ -5,10 +5,13 @@
 //!
 //! Dependencies point downward; no module imports one listed above it.
 //!
-//! - [`server`]: starts the engine from a [`config::Config`], wires the layers together and
-//!   runs the graceful shutdown.
-//! - [`session`]: the B2BUA core. One task per call owns both legs, their dialogs and
-//!   transactions; the lock-free session table routes messages to it.
+//! - [`server`]: starts the engine from a [`config::Config`], loads and reloads the
+//!   dialplan, serves the control API and runs the graceful shutdown.
+//! - [`control`]: the HTTP control API for the work platform: calls, transfers, reload.
+//! - [`routing`]: the router transfers use: the dialplan in force plus live trunk state.
+//! - [`session`]: the B2BUA core. One task per call owns its legs (caller, agent, remote
+//!   hotline), their dialogs and transactions, and its transfers; the lock-free session
+//!   table routes messages to it.
 //! - [`dialog`]: dialog state per leg (RFC 3261 §12): Call-ID, tags, CSeq, route set, remote
 //!   target.
 //! - [`trunk`]: the gateways to other cities' hotlines: health, channel limits, the order
@@ -23,10 +26,9 @@
 //! - [`dtmf`]: detects the keys an agent presses (RFC 4733 events and SIP INFO) and
 //!   collects them into transfer feature codes such as `*1`.
 //! - [`sdp`]: reads offers and answers and rewrites them to point at the relay.
-//! - [`media`]: the RTP/RTCP relay: port pool, latching, payload-type mapping, inactivity.
-//! - [`control`]: the HTTP control API for the agents' work platform, and the [`Engine`](control::Engine)
-//!   trait through which it lists calls, starts transfers and reloads the dialplan.
-//! - [`cdr`]: transfer records, appended as JSON lines by a background writer.
+//! - [`media`]: the RTP/RTCP relay: port pool, latching, payload-type mapping, the
+//!   transfer side, ringback and the gate that keeps feature codes from the caller.
+//! - [`cdr`]: transfer records as JSON lines.
 //! - [`config`]: the TOML configuration, validated before any socket is bound.
 //! - [`metrics`]: counters of what was received, rejected and dropped.
 //!
@@ -40,8 +42,11 @@
 //!    transaction.
 //! 4. Responses from the agent are relayed to the caller; the 2xx is ACKed per leg and both
 //!    [`dialog`]s are confirmed. Media flows through the relay.
-//! 5. A BYE on either leg, the media inactivity timer or shutdown ends both legs and removes
-//!    the call from the table.
+//! 5. A transfer trigger from the agent (keys seen by the relay, INFO, REFER, or the control
+//!    API) makes the call task INVITE the remote hotline's trunk through [`routing`]; on
+//!    answer the relay re-points the caller's media to it and the agent's leg is released.
+//! 6. A BYE on either side, the media inactivity timer or shutdown ends the legs and
+//!    removes the call from the table.
 
 pub mod cdr;
 pub mod config;
