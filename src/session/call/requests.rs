@@ -193,6 +193,11 @@ impl Call {
                 _ => {}
             }
         }
+        self.forward_request(leg, branch, request).await;
+    }
+
+    /// Relays a request to the leg bridged with `leg`, with its SDP rewritten.
+    pub(super) async fn forward_request(&mut self, leg: LegId, branch: &Branch, request: Request) {
         let Some(other) = self.peer(leg) else {
             let response = self.response_to(leg, &request, 481, "");
             return self.respond(leg, branch, response).await;

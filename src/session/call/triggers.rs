@@ -29,8 +29,9 @@ impl Call {
         }
     }
 
-    /// One key from the agent, by RFC 4733 or INFO.
-    async fn on_agent_key(&mut self, key: char, kind: TriggerKind, now: Instant) {
+    /// One key from the agent, by RFC 4733 or INFO. Returns whether the key is an
+    /// ordinary one that should reach the caller.
+    async fn on_agent_key(&mut self, key: char, kind: TriggerKind, now: Instant) -> bool {
         let router = std::sync::Arc::clone(&self.router);
         let collected = self
             .dtmf
@@ -47,7 +48,8 @@ impl Call {
             self.release_agent_keys();
         }
         match collected.action {
-            KeyAction::Relay | KeyAction::Hold => {}
+            KeyAction::Relay => return true,
+            KeyAction::Hold => {}
             KeyAction::Fire { sequence, target } => {
                 info!(keys = %sequence, destination = %target, "transfer keys pressed");
                 let order = TransferOrder::to(kind, &target);
@@ -57,6 +59,7 @@ impl Call {
                 }
             }
         }
+        false
     }
 
     /// Fires the inter-digit timeout of held keys.
@@ -78,23 +81,29 @@ impl Call {
     }
 
     /// INFO with `application/dtmf-relay` or `application/dtmf` from the agent (RFC 2976
-    /// carries them; the bodies are the de facto formats of phones and gateways).
+    /// carries them; the bodies are the de facto formats of phones and gateways). A key
+    /// that is no part of a transfer code is relayed to the caller like any INFO.
     pub(super) async fn on_agent_info(&mut self, branch: &Branch, request: Request) {
         let content_type = request.content_type().unwrap_or_default().to_owned();
-        let parsed = crate::dtmf::info::parse_info_body(&content_type, request.body());
-        let (status, key) = match parsed {
-            Ok(digit) => (200, Some(digit.key)),
+        let key = match crate::dtmf::info::parse_info_body(&content_type, request.body()) {
+            Ok(digit) => digit.key,
             Err(error) => {
                 debug!(%error, "invalid dtmf info from the agent");
-                (error.status_code(), None)
+                let status = error.status_code();
+                let mut response = self.response_to(LegId::B, &request, status, "");
+                if status == 415 {
+                    response.push_header("Accept", crate::dtmf::info::ACCEPTED_CONTENT_TYPES);
+                }
+                return self.respond(LegId::B, branch, response).await;
             }
         };
-        let response = self.response_to(LegId::B, &request, status, "");
-        self.respond(LegId::B, branch, response).await;
-        if let Some(key) = key {
-            self.on_agent_key(key, TriggerKind::Info, Instant::now())
-                .await;
+        let ordinary = self.on_agent_key(key, TriggerKind::Info, Instant::now()).await;
+        let transferring = self.transfer.as_ref().is_some_and(|transfer| transfer.is_active());
+        if ordinary && !transferring {
+            return self.forward_request(LegId::B, branch, request).await;
         }
+        let response = self.response_to(LegId::B, &request, 200, "");
+        self.respond(LegId::B, branch, response).await;
     }
 
     /// REFER from the agent's phone (RFC 3515): a blind transfer to a destination the
