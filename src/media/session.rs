@@ -199,6 +199,14 @@ impl MediaSession {
         }
     }
 
+    /// Sends key presses (RFC 4733 event codes) to side A on the first stream, with the
+    /// payload type side A negotiated for telephone events.
+    pub fn send_keys_to_a(&self, events: Vec<u8>, payload_type: u8) {
+        if let Some(stream) = self.streams.first() {
+            let _ = stream.control.send(Control::Keys(events, payload_type));
+        }
+    }
+
     /// Lets `side`'s telephone events through again, from the next event on.
     pub fn release_event_gate(&self, side: Side) {
         for stream in &self.streams {

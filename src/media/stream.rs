@@ -128,6 +128,8 @@ pub(super) enum Control {
     GateArm(Side, u16),
     /// Stops suppressing a side's telephone events after the current event ends.
     GateRelease(Side),
+    /// Sends these RFC 4733 event codes to side A as key presses, with this payload type.
+    Keys(Vec<u8>, u8),
 }
 
 /// Holds back a side's telephone events from the moment one of the prefix keys (such as
@@ -363,6 +365,30 @@ impl Relay {
                 };
             }
             Control::GateRelease(side) => self.gates[side.index()].suppressing = false,
+            Control::Keys(events, payload_type) => self.send_keys(&events, payload_type),
+        }
+    }
+
+    /// Sends key presses to side A: keys the gate held back that turned out to be no
+    /// feature code. They go out at once under their own SSRC, one press 1600 timestamp
+    /// units (200 ms at 8000 Hz) after the other.
+    fn send_keys(&mut self, events: &[u8], payload_type: u8) {
+        let Some(leg) = &self.legs[Side::A.index()] else {
+            return;
+        };
+        let Some((socket, destination)) = leg.destination(PacketKind::Rtp) else {
+            return;
+        };
+        let ssrc: u32 = rand::random();
+        let mut sequence: u16 = rand::random();
+        let mut timestamp: u32 = rand::random();
+        for &event in events {
+            for packet in
+                super::tone::key_press_packets(event, payload_type, ssrc, timestamp, &mut sequence)
+            {
+                let _ = socket.try_send_to(&packet, destination);
+            }
+            timestamp = timestamp.wrapping_add(1600);
         }
     }
 

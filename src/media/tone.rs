@@ -178,3 +178,56 @@ mod tests {
         assert!(packet[RTP_HEADER..172].iter().all(|&byte| byte == 0xff));
     }
 }
+
+/// Writes the RFC 4733 packets of one key press into `out`: a start packet with the
+/// marker bit, then three end packets (the redundancy RFC 4733 §2.5.1.4 recommends), all
+/// with the same timestamp. `sequence` is advanced per packet.
+pub(super) fn key_press_packets(
+    event: u8,
+    payload_type: u8,
+    ssrc: u32,
+    timestamp: u32,
+    sequence: &mut u16,
+) -> Vec<[u8; RTP_HEADER + 4]> {
+    /// 100 ms at 8000 Hz, a press every receiver recognises.
+    const DURATION: u16 = 800;
+    const VOLUME: u8 = 10;
+    let mut packets = Vec::with_capacity(4);
+    for index in 0..4 {
+        let end = index > 0;
+        let duration = if end { DURATION } else { 160 };
+        let mut packet = [0u8; RTP_HEADER + 4];
+        packet[0] = 0x80;
+        packet[1] = (payload_type & 0x7f) | if index == 0 { 0x80 } else { 0 };
+        packet[2..4].copy_from_slice(&sequence.to_be_bytes());
+        packet[4..8].copy_from_slice(&timestamp.to_be_bytes());
+        packet[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        packet[12] = event;
+        packet[13] = if end { 0x80 | VOLUME } else { VOLUME };
+        packet[14..16].copy_from_slice(&duration.to_be_bytes());
+        *sequence = sequence.wrapping_add(1);
+        packets.push(packet);
+    }
+    packets
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    #[test]
+    fn key_press_has_start_and_three_ends() {
+        let mut sequence = 65534;
+        let packets = key_press_packets(10, 101, 7, 1000, &mut sequence);
+        assert_eq!(packets.len(), 4);
+        assert_eq!(packets[0][1], 0x80 | 101);
+        assert_eq!(packets[0][13] & 0x80, 0);
+        for end in &packets[1..] {
+            assert_eq!(end[1], 101);
+            assert_eq!(end[12], 10);
+            assert_eq!(end[13] & 0x80, 0x80);
+            assert_eq!(u16::from_be_bytes([end[14], end[15]]), 800);
+        }
+        assert_eq!(sequence, 2);
+    }
+}

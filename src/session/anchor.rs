@@ -226,6 +226,27 @@ impl Anchor {
         }
     }
 
+    /// Plays `keys` to the caller as RFC 4733 presses, when the caller negotiated
+    /// telephone events. Returns whether it could.
+    pub fn replay_keys_to_caller(&self, keys: &str) -> bool {
+        let Some(relay) = &self.relay else {
+            return false;
+        };
+        let payload_type = self.received[index(LegId::A)]
+            .as_ref()
+            .and_then(|sdp| sdp.media.first())
+            .and_then(|media| media.payload_types_for("telephone-event").first().copied());
+        let Some(payload_type) = payload_type else {
+            return false;
+        };
+        let events: Vec<u8> = keys
+            .chars()
+            .filter_map(crate::dtmf::event_for_key)
+            .collect();
+        relay.send_keys_to_a(events, payload_type);
+        true
+    }
+
     /// The RTP clock rate of the agent's telephone-event payload, 8000 when unknown.
     pub fn agent_event_clock(&self) -> u32 {
         self.received[index(LegId::B)]

@@ -42,10 +42,7 @@ impl Call {
                 RouteMatch::NoMatch => KeyMatch::NoMatch,
             });
         if !collected.released.is_empty() {
-            // NOTE: keys held back that turned out to be no transfer code are not replayed
-            // to the caller; only keys outside a code reach the caller.
-            debug!(keys = %collected.released, "held keys were no transfer code");
-            self.release_agent_keys();
+            self.replay_released(&collected.released, kind);
         }
         match collected.action {
             KeyAction::Relay => return true,
@@ -68,9 +65,30 @@ impl Call {
             && !released.is_empty()
         {
             debug!(keys = %released, "transfer keys timed out");
-            self.release_agent_keys();
+            self.replay_released(&released, TriggerKind::Dtmf);
         }
         self.dtmf.poll_detector(now);
+    }
+
+    /// Keys held back that turned out to be no transfer code reach the caller late: as
+    /// RFC 4733 presses when they came in the media, so their timing and duration differ
+    /// from the agent's.
+    fn replay_released(&self, keys: &str, kind: TriggerKind) {
+        debug!(keys, "held keys were no transfer code; passing them on");
+        self.release_agent_keys();
+        let replayed = kind == TriggerKind::Dtmf
+            && self
+                .anchor
+                .as_ref()
+                .is_some_and(|anchor| anchor.replay_keys_to_caller(keys));
+        // NOTE: keys held from INFO requests were already answered and are not sent on to
+        // the caller as INFO; only keys from the media are replayed.
+        if kind == TriggerKind::Dtmf && !replayed {
+            debug!(
+                keys,
+                "the caller has no telephone-event payload; keys dropped"
+            );
+        }
     }
 
     /// Lets the agent's keys reach the caller again.
@@ -97,8 +115,13 @@ impl Call {
                 return self.respond(LegId::B, branch, response).await;
             }
         };
-        let ordinary = self.on_agent_key(key, TriggerKind::Info, Instant::now()).await;
-        let transferring = self.transfer.as_ref().is_some_and(|transfer| transfer.is_active());
+        let ordinary = self
+            .on_agent_key(key, TriggerKind::Info, Instant::now())
+            .await;
+        let transferring = self
+            .transfer
+            .as_ref()
+            .is_some_and(|transfer| transfer.is_active());
         if ordinary && !transferring {
             return self.forward_request(LegId::B, branch, request).await;
         }
