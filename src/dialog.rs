@@ -109,6 +109,11 @@ impl Dialog {
     /// the route set (Record-Route reversed) and the remote target (Contact). A 2xx
     /// confirms the dialog; a later 2xx never changes the route set again.
     pub fn on_invite_response(&mut self, response: &Response) -> Result<(), HeaderError> {
+        // A 3xx-6xx ends any early dialog it names (RFC 3261 §12.3): nothing to record,
+        // and a later INVITE on this Call-ID, after a challenge, must carry no To tag.
+        if response.status >= 300 {
+            return Ok(());
+        }
         let Some(tag) = response.to_tag()? else {
             return Ok(());
         };

@@ -224,6 +224,13 @@ impl Router for PlanRouter {
             from,
             headers,
             ring_timeout: Duration::from_secs(u64::from(destination.ring_timeout_secs)),
+            credentials: trunk.credentials.as_ref().and_then(|credentials| {
+                Some(crate::session::routing::Credentials {
+                    username: credentials.username.clone(),
+                    password: credentials.password()?,
+                    realm: credentials.realm.clone(),
+                })
+            }),
         })
     }
 

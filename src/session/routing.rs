@@ -47,6 +47,26 @@ pub struct Routed {
     pub headers: Vec<(String, String)>,
     /// How long the remote may ring before the transfer fails.
     pub ring_timeout: Duration,
+    /// Digest credentials for a trunk that challenges the INVITE.
+    pub credentials: Option<Credentials>,
+}
+
+/// Digest credentials for a trunk (RFC 3261 §22).
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+    /// Answer only challenges of this realm; `None` answers any.
+    pub realm: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Routed {
@@ -58,6 +78,7 @@ impl Routed {
             from: String::new(),
             headers: Vec::new(),
             ring_timeout: Duration::ZERO,
+            credentials: None,
         }
     }
 }

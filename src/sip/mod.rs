@@ -7,6 +7,7 @@
 //! `rsip` 0.4 gets them wrong on real traffic. Headers the engine does not change are
 //! written back byte for byte as they arrived.
 
+pub mod digest;
 pub mod framing;
 pub mod headers;
 mod ids;

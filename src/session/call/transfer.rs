@@ -41,6 +41,8 @@ pub(in crate::session) struct Transfer {
     refer: Option<LegId>,
     /// Whether the answer needs a re-INVITE toward the caller because the codec differs.
     reinvite_caller: bool,
+    /// Challenges answered on the current gateway, to stop after a second refusal.
+    auth_attempts: u32,
 }
 
 impl Transfer {
@@ -55,6 +57,7 @@ impl Transfer {
             ring_deadline: None,
             refer: None,
             reinvite_caller: false,
+            auth_attempts: 0,
         }
     }
 
@@ -133,6 +136,7 @@ impl Call {
             ring_deadline: None,
             refer: None,
             reinvite_caller: false,
+            auth_attempts: 0,
         });
 
         // Blind transfer: the caller stops hearing the agent and hears ringback instead.
@@ -191,6 +195,7 @@ impl Call {
                 return self.fail_transfer(status, cause).await;
             };
             transfer.attempt += 1;
+            transfer.auth_attempts = 0;
             let Some(slot) = self.router.acquire_channel(&gateway.id) else {
                 debug!(gateway = %gateway.id, "gateway full; trying the next one");
                 continue;
@@ -294,6 +299,7 @@ impl Call {
                 self.router.report(&gateway, GatewayOutcome::Reachable);
                 self.on_transfer_answer(response).await;
             }
+            401 | 407 if self.answer_challenge(&response).await => {}
             status => {
                 let failover = matches!(status, 408 | 500 | 502 | 503 | 504);
                 let outcome = if failover {
@@ -306,6 +312,101 @@ impl Call {
                     .await;
             }
         }
+    }
+
+    /// Resends the transfer INVITE with digest credentials after a 401 or 407 (RFC 3261
+    /// §22.2). Returns false when there are no credentials for the challenge, or the
+    /// trunk refused them already.
+    async fn answer_challenge(&mut self, response: &Response) -> bool {
+        let Some(transfer) = &mut self.transfer else {
+            return false;
+        };
+        let Some(credentials) = transfer.routed.credentials.clone() else {
+            return false;
+        };
+        if transfer.auth_attempts >= 1 {
+            return false;
+        }
+        transfer.auth_attempts += 1;
+        let (challenge_header, answer_header) = if response.status == 407 {
+            ("Proxy-Authenticate", "Proxy-Authorization")
+        } else {
+            ("WWW-Authenticate", "Authorization")
+        };
+        let Some(challenge) = response
+            .header(challenge_header)
+            .and_then(|value| value.parse::<crate::sip::digest::Challenge>().ok())
+        else {
+            return false;
+        };
+        if credentials
+            .realm
+            .as_ref()
+            .is_some_and(|realm| *realm != challenge.realm)
+        {
+            return false;
+        }
+        let Some(previous) = self
+            .txns
+            .iter()
+            .rev()
+            .find(|txn| txn.leg == LegId::C && txn.purpose == Purpose::TransferInvite)
+            .and_then(|txn| txn.request.clone())
+        else {
+            return false;
+        };
+
+        // The new INVITE is the same request with the next CSeq and its own branch.
+        let uri = previous.uri.to_string();
+        let cnonce = format!("{:016x}", rand::random::<u64>());
+        let answer = crate::sip::digest::Answer {
+            username: &credentials.username,
+            password: &credentials.password,
+            method: "INVITE",
+            uri: &uri,
+            cnonce: &cnonce,
+            nonce_count: 1,
+        };
+        let value = match crate::sip::digest::authorization(&challenge, &answer) {
+            Ok(value) => value,
+            Err(error) => {
+                warn!(%error, "cannot answer the trunk's challenge");
+                return false;
+            }
+        };
+        let mut invite = self.c.dialog.request(Method::Invite, None);
+        for (name, value) in previous.header_pairs() {
+            let skip = [
+                "Via",
+                "Route",
+                "Max-Forwards",
+                "From",
+                "To",
+                "Call-ID",
+                "CSeq",
+                "Contact",
+                "Content-Type",
+                "Content-Length",
+            ]
+            .iter()
+            .any(|local| local.eq_ignore_ascii_case(name));
+            if !skip {
+                invite.push_header(name, value);
+            }
+        }
+        invite.push_header(answer_header, value);
+        invite.set_body(previous.body().clone(), previous.content_type());
+        debug!(realm = %challenge.realm, "answering the trunk's digest challenge");
+        let target = self.c.target;
+        self.send_request(
+            LegId::C,
+            &mut invite,
+            target,
+            Purpose::TransferInvite,
+            Instant::now(),
+        )
+        .await;
+        true
     }
 
     async fn on_transfer_ringing(&mut self, response: &Response) {
