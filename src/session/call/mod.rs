@@ -29,6 +29,7 @@ mod responses;
 mod send;
 
 mod attended;
+mod recall;
 mod transfer;
 mod triggers;
 

@@ -61,6 +61,12 @@ impl Transfer {
         }
     }
 
+    /// Stops the ring timer and frees the gateway channel of the current attempt.
+    pub fn stop_attempt(&mut self) {
+        self.ring_deadline = None;
+        self.channel = None;
+    }
+
     pub fn mark_answered(&mut self) {
         self.status.milestones.answer = Some(Moment::now());
     }
@@ -572,141 +578,6 @@ impl Call {
         self.fail_transfer(480, "no answer").await;
     }
 
-    /// Ends the transfer as failed and gives the caller back to the agent (首接负责).
-    pub(super) async fn fail_transfer(&mut self, status: u16, cause: &str) {
-        let Some(transfer) = &mut self.transfer else {
-            return;
-        };
-        transfer.ring_deadline = None;
-        transfer.channel = None;
-        transfer.status.sip_status = Some(status);
-        transfer.status.cause = Some(cause.to_owned());
-        transfer.status.state = TransferState::Failed;
-        info!(
-            transfer = transfer.status.id,
-            status, cause, "transfer failed; recalling the agent"
-        );
-
-        if let Some(anchor) = &mut self.anchor {
-            anchor.ringback(false);
-            anchor.close_side_c();
-        }
-        self.notify_refer(status, cause, true).await;
-        self.recall_agent().await;
-        self.publish_transfer();
-        self.record_transfer();
-    }
-
-    /// Puts the caller back with the agent: re-bridged when the agent's leg is up.
-    async fn recall_agent(&mut self) {
-        self.a_peer = LegId::B;
-        if self.b.up {
-            if let Some(anchor) = &mut self.anchor
-                && let Err(error) = anchor.bridge(LegId::B)
-            {
-                warn!(%error, "failed to re-bridge the caller with the agent");
-            }
-            if let Some(transfer) = &mut self.transfer {
-                transfer.status.state = TransferState::Recalled;
-            }
-            self.release_agent_keys();
-            return;
-        }
-        self.call_agent_back().await;
-    }
-
-    /// The agent's leg is gone: call the agent again with the caller's media.
-    async fn call_agent_back(&mut self) {
-        // NOTE: the agent is called back at the configured agent target, which reaches
-        // the same agent only where that target is the agent's own address.
-        let agent = self.ctx.agent.clone();
-        let Some(target) = outbound::resolve(&agent).await else {
-            warn!("agent target does not resolve; the caller stays alone");
-            return;
-        };
-        let offer = self
-            .anchor
-            .as_mut()
-            .and_then(|anchor| anchor.offer_from_caller(LegId::B).ok());
-        let old_call_id = self.b.dialog.call_id.clone();
-        self.ctx.table.remove(&old_call_id, self.session);
-        let call_id = CallId::generate(&outbound::host_port(self.ctx.local_addr()));
-        let local_party = self.b.dialog.local_header();
-        let local_party = local_party
-            .split(";tag=")
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        self.b = Leg {
-            dialog: Dialog::new_uac(call_id.clone(), local_party, format!("<{agent}>"), agent),
-            target,
-            up: false,
-        };
-        if let Some(route) = self.ctx.table.get(&self.a.dialog.call_id) {
-            self.ctx.table.insert(
-                call_id,
-                Route {
-                    session: self.session,
-                    leg: LegId::B,
-                    sender: route.sender,
-                },
-            );
-        }
-        let mut invite = self.b.dialog.request(Method::Invite, None);
-        invite.push_header("Allow", ALLOW);
-        invite.push_header("User-Agent", self.ctx.config.sip.user_agent.as_str());
-        if let Some(offer) = offer {
-            invite.set_body(offer, Some("application/sdp"));
-        }
-        self.b_answered = false;
-        info!("calling the agent back");
-        self.send_request(
-            LegId::B,
-            &mut invite,
-            target,
-            Purpose::Callback,
-            Instant::now(),
-        )
-        .await;
-    }
-
-    /// Handles the answer to a call-back INVITE toward the agent.
-    pub(super) async fn on_callback_response(&mut self, response: Response) {
-        if let Err(error) = self.b.dialog.on_invite_response(&response) {
-            debug!(%error, "agent response with invalid dialog headers");
-        }
-        if !response.is_success() {
-            if response.status >= 300 {
-                warn!(
-                    status = response.status,
-                    "the agent did not take the call back"
-                );
-            }
-            return;
-        }
-        let seq = response.cseq().map(|cseq| cseq.seq).unwrap_or(1);
-        if self.b_answered {
-            return self.resend_ack(LegId::B, seq).await;
-        }
-        self.b_answered = true;
-        self.b.up = true;
-        let ack = self.b.dialog.request(Method::Ack, Some(seq));
-        let target = self.b.target;
-        self.send_ack(LegId::B, ack, target).await;
-        if let Some(anchor) = &mut self.anchor {
-            if response.has_sdp()
-                && let Err(error) = anchor.accept_sdp(LegId::B, response.body())
-            {
-                warn!(%error, "invalid sdp from the agent");
-            }
-            let _ = anchor.bridge(LegId::B);
-        }
-        if let Some(transfer) = &mut self.transfer {
-            transfer.status.state = TransferState::Recalled;
-        }
-        self.publish_transfer();
-    }
-
     /// Offers the remote's codec to the caller when the caller's current one differs.
     async fn reinvite_caller_for_c(&mut self) {
         // NOTE: the caller's answer to this re-INVITE is not checked against the remote's
@@ -782,7 +653,7 @@ impl Call {
         }
     }
 
-    fn record_transfer(&self) {
+    pub(super) fn record_transfer(&self) {
         if let Some(transfer) = &self.transfer {
             self.ctx
                 .record_transfer(&transfer.status, &transfer.order, &self.a_invite);
