@@ -1,4 +1,4 @@
-//! The engine as the control API sees it: listing calls, starting and reading transfers,
+//! The engine behind the control API: listing calls, starting and reading transfers,
 //! reloading the dialplan, counters. Each method reads shared state or sends an event to
 //! one call task; none holds a lock across an await.
 

@@ -13,7 +13,7 @@ use crate::routing::{Origin, PlanRouter, gateway_specs};
 use crate::session::Context;
 use crate::trunk::Prober;
 
-/// What a successful load put in force.
+/// A summary of the plan a successful load put in force.
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub fingerprint: String,

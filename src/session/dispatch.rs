@@ -1,4 +1,4 @@
-//! The dispatcher: the first code that sees every message after the transport. It parses,
+//! The dispatcher: the first code to handle every message after the transport. It parses,
 //! rejects what must be rejected before a call exists, and routes the rest.
 
 use std::sync::Arc;
@@ -208,7 +208,7 @@ impl Dispatcher {
     }
 }
 
-/// Where a reply to unparsable bytes goes: back to their source.
+/// Returns the source of unparsable bytes, where a reply to them goes.
 fn reply_target(inbound: &Inbound) -> Target {
     Target {
         addr: inbound.source,

@@ -43,7 +43,7 @@ use crate::transaction::Timers;
 use crate::transport::{Protocol, Target, Transport};
 use crate::trunk::Prober;
 
-/// What a call task receives.
+/// An event for a call task.
 #[derive(Debug)]
 pub enum CallEvent {
     Request {
@@ -78,7 +78,7 @@ pub struct Context {
     pub metrics: Metrics,
     pub media: Arc<PortPool>,
     pub trusted: TrustList,
-    /// Where calls from the switch are sent.
+    /// The agent target calls from the switch are sent to.
     pub agent: Uri,
     transport: OnceLock<Arc<Transport>>,
     /// The gateway prober, offered every response whose Call-ID belongs to no call.

@@ -1,4 +1,4 @@
-//! What the call tasks need from routing: turning a transfer trigger into a destination,
+//! The routing interface of the call tasks: turning a transfer trigger into a destination,
 //! the gateways to try and the INVITE to send. The dialplan and trunk state implement it;
 //! each call keeps the router it started with, so a reload never changes a call in flight.
 
@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use crate::sip::uri::Uri;
 use crate::transport::Target;
 
-/// What a transfer asks for.
+/// The request of a transfer.
 #[derive(Debug, Clone)]
 pub struct RouteRequest {
     /// Destination id from the dialplan, such as `beijing`.
@@ -83,7 +83,7 @@ impl Routed {
     }
 }
 
-/// Why a transfer cannot start. Each maps to an HTTP status and a SIP response.
+/// The reason a transfer cannot start. Each maps to an HTTP status and a SIP response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error("unknown destination {0:?}")]
@@ -138,7 +138,7 @@ pub trait Router: Send + Sync {
     /// `*`, 11 for `#`), so the relay can hold them back.
     fn key_prefixes(&self) -> u16;
 
-    /// Longest pause between two keys of one sequence.
+    /// Maximum pause between two keys of one sequence.
     fn inter_digit_timeout(&self) -> Duration;
 
     /// Maps a Refer-To URI to a destination id; `None` refuses it.

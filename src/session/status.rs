@@ -1,4 +1,4 @@
-//! What the outside sees of calls and transfers: the orders the control API and the
+//! The outside view of calls and transfers: the orders the control API and the
 //! triggers give, and the status snapshots the call tasks publish.
 
 use std::time::SystemTime;
@@ -40,7 +40,7 @@ impl TransferOrder {
     }
 }
 
-/// Where a transfer is.
+/// The state of a transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransferState {
     /// The INVITE went to the remote hotline; no ringing yet.
@@ -113,7 +113,7 @@ impl TransferStatus {
     }
 }
 
-/// Where a call is, for listings.
+/// The state of a call, for listings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallPhase {
     Ringing,

@@ -37,7 +37,7 @@ impl LegId {
     }
 }
 
-/// Where messages with one Call-ID go.
+/// The call task and leg that messages with one Call-ID belong to.
 #[derive(Debug, Clone)]
 pub struct Route {
     pub session: SessionId,

@@ -11,7 +11,7 @@ use crate::transaction::{
 };
 use crate::transport::Target;
 
-/// What the call uses a transaction for.
+/// The role of a transaction in its call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     /// The caller's INVITE (server).

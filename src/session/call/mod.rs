@@ -52,7 +52,7 @@ pub const CALL_QUEUE: usize = 64;
 /// Telephone-event packets from the agent queued before the relay drops copies.
 const AGENT_EVENT_QUEUE: usize = 64;
 
-/// Where the call is in its life.
+/// The stage of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// The INVITE went to the agent; no final response yet.
