@@ -120,7 +120,10 @@ fn route_cli_matches_engine() {
     let a = format!("127.0.0.1:{}", harness.ports.remote(0));
     let b = format!("127.0.0.1:{}", harness.ports.remote(1));
 
-    let output = hotline(harness.dir.path(), &["route", "--keys", "*1", "--config", "engine.toml"]);
+    let output = hotline(
+        harness.dir.path(),
+        &["route", "--keys", "*1", "--config", "engine.toml"],
+    );
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     assert_eq!(output.status.code(), Some(0), "{text}");
     let first = text
@@ -129,10 +132,15 @@ fn route_cli_matches_engine() {
     let second = text
         .find(&format!("beijing/b sip:{b}"))
         .unwrap_or_else(|| panic!("route does not list gateway b at {b}:\n{text}"));
-    assert!(first < second, "gateway a (priority 1) is not listed first:\n{text}");
+    assert!(
+        first < second,
+        "gateway a (priority 1) is not listed first:\n{text}"
+    );
     let request_uri = format!("sip:+861012345@{a}");
     assert!(
-        text.contains(&format!("result: routed to beijing through beijing/a: INVITE {request_uri}")),
+        text.contains(&format!(
+            "result: routed to beijing through beijing/a: INVITE {request_uri}"
+        )),
         "route does not end with the Request-URI {request_uri}:\n{text}"
     );
 

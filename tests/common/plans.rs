@@ -53,7 +53,11 @@ pub struct HealthCheck {
 /// A plan with one destination, Beijing (`*1`, E.164 numbers, 4 s ring timeout), whose
 /// trunk has `gateways`, plus Tianjin (`*2`) on remote hotline 3 so that a plan change
 /// can be made without touching Beijing.
-pub fn beijing_plan(ports: &Ports, gateways: &[PlanGateway], health: Option<HealthCheck>) -> String {
+pub fn beijing_plan(
+    ports: &Ports,
+    gateways: &[PlanGateway],
+    health: Option<HealthCheck>,
+) -> String {
     let mut plan = String::from(
         "[keys]\n\
          inter_digit_timeout_ms = 3000\n\
@@ -83,7 +87,10 @@ pub fn beijing_plan(ports: &Ports, gateways: &[PlanGateway], health: Option<Heal
                  timeout_ms = {}\n\
                  failures_to_down = {}\n\
                  successes_to_up = {}\n",
-                check.interval_secs, check.timeout_ms, check.failures_to_down, check.successes_to_up
+                check.interval_secs,
+                check.timeout_ms,
+                check.failures_to_down,
+                check.successes_to_up
             );
         }
         None => plan.push_str("enabled = false\n"),
@@ -256,7 +263,10 @@ impl ControlClient {
     /// status, which it returns.
     pub fn transfer_to_end(&self, call: &str, destination: &str) -> Value {
         let (status, body) = self.transfer(call, destination);
-        assert_eq!(status, 202, "transfer of {call} to {destination} not accepted: {body}");
+        assert_eq!(
+            status, 202,
+            "transfer of {call} to {destination} not accepted: {body}"
+        );
         let id = body["transfer"]
             .as_str()
             .unwrap_or_else(|| panic!("202 without a transfer id: {body}"));
@@ -276,7 +286,10 @@ impl ControlClient {
                 Some("trying" | "ringing" | "answered")
             )
         });
-        assert!(done, "transfer {id} still not final after {limit:?}: {last}");
+        assert!(
+            done,
+            "transfer {id} still not final after {limit:?}: {last}"
+        );
         last
     }
 }
@@ -383,6 +396,9 @@ pub fn transfer_records(harness: &Harness, count: usize) -> Vec<Value> {
             .collect();
         records.len() >= count
     });
-    assert!(written, "{count} transfer records expected, found {records:?}");
+    assert!(
+        written,
+        "{count} transfer records expected, found {records:?}"
+    );
     records
 }
