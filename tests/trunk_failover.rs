@@ -170,3 +170,61 @@ fn route_cli_matches_engine() {
     );
     harness.stop();
 }
+
+/// The names of the `name=value` pairs in a User-to-User payload.
+fn payload_names(payload: &str) -> Vec<String> {
+    payload
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').map(|(name, _)| name.to_owned()))
+        .collect()
+}
+
+#[test]
+#[ignore = "engine bug: route previews User-to-User as matter, work_order, agent; the engine sends ticket and origin"]
+fn route_cli_user_to_user_matches_engine() {
+    let (harness, control) = start("route_cli_user_to_user_matches_engine");
+    let output = hotline(
+        harness.dir.path(),
+        &["route", "--keys", "*1", "--config", "engine.toml"],
+    );
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let preview = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("User-to-User: hex("))
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("route shows no User-to-User:\n{text}"));
+    let previewed = payload_names(preview);
+
+    let mut agent = harness.agent(&scenario("agent_answer.xml")).start();
+    let mut remote = remote_hotline(&harness, 0, &scenario("gw_answer.xml")).start();
+    let mut caller = harness
+        .caller(&scenario("caller_bye.xml"))
+        .args(&["-d", CALL_MS])
+        .start();
+    let calls = control.wait_talking(1, Duration::from_secs(10));
+    let body = serde_json::json!({
+        "destination": "beijing", "ticket": "TJ20240501000123", "agent": "1001"
+    });
+    let (status, accepted) = control.post(&format!("/v1/calls/{}/transfer", calls[0]), Some(&body));
+    assert_eq!(status, 202, "{accepted}");
+    remote.expect_success();
+    caller.expect_success();
+    agent.expect_success();
+
+    let invite = first_received(&remote, "INVITE").expect("remote 0 received the INVITE");
+    let header = invite
+        .header("User-to-User")
+        .expect("the INVITE has User-to-User");
+    let hex = header.split(';').next().unwrap_or_default();
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect();
+    let sent = String::from_utf8_lossy(&bytes).into_owned();
+    for name in payload_names(&sent) {
+        assert!(
+            previewed.contains(&name),
+            "the engine sends {name:?} in User-to-User ({sent}), route previews {preview}"
+        );
+    }
+    harness.stop();
+}
