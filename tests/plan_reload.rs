@@ -1,7 +1,7 @@
-//! Loading and reloading the dialplan in the running engine: an invalid plan stops
-//! startup with `file:line:column` problems; SIGHUP and `POST /v1/reload` put a new plan
-//! in force without disturbing calls; an invalid plan never replaces the one in force;
-//! calls keep the plan they started with.
+//! Loading and reloading the dialplan in the running engine. An invalid plan stops
+//! startup with `file:line:column` problems. SIGHUP and `POST /v1/reload` put a new plan
+//! in force without disturbing calls, an invalid plan never replaces the one in force,
+//! and calls keep the plan they started with.
 
 mod common;
 
@@ -58,7 +58,7 @@ fn plan_on_remote(ports: &Ports, remote: u16) -> String {
     beijing_plan(ports, &[PlanGateway::new("a", remote, 1)], None)
 }
 
-/// The same plan with one more HTTP name for Tianjin, which changes its fingerprint.
+/// Adds an HTTP name for Tianjin to `plan`, which changes its fingerprint.
 fn with_tianjin_name(plan: &str, name: &str) -> String {
     let changed = plan.replace(
         "trunk = \"tianjin\"\n",
@@ -89,6 +89,7 @@ fn run_invalid_plan(test: &str) -> (TestDir, Ports, Option<i32>, String) {
         .stderr(fs::File::create(&stderr).expect("create run.err"))
         .spawn()
         .expect("start the engine binary");
+
     let mut status = None;
     wait_until(Duration::from_secs(10), || {
         status = child.try_wait().expect("poll the engine");

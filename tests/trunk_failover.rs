@@ -1,5 +1,5 @@
 //! Failover between the gateways of one trunk, through the real engine: a gateway that
-//! answers a transfer INVITE with 503 is a gateway fault and the next gateway is tried,
+//! responds to a transfer INVITE with 503 is a gateway fault and the next gateway is tried,
 //! while 486 is the remote hotline's answer and ends the transfer. Also checks that
 //! `route` names the gateways and the Request-URI the engine then uses.
 
@@ -171,7 +171,7 @@ fn route_cli_matches_engine() {
     harness.stop();
 }
 
-/// The names of the `name=value` pairs in a User-to-User payload.
+/// Returns the names of the `name=value` pairs in a User-to-User payload.
 fn payload_names(payload: &str) -> Vec<String> {
     payload
         .split('&')

@@ -1,6 +1,6 @@
 //! Gateway health through the real engine: OPTIONS probes configured in the dialplan mark
-//! a gateway that stops answering down, a transfer then skips it without sending it an
-//! INVITE, and it comes back up when it answers again.
+//! a gateway that stops responding down, a transfer then skips it without sending it an
+//! INVITE, and it comes back up when it responds again.
 
 mod common;
 
@@ -22,7 +22,7 @@ const FAST_PROBES: HealthCheck = HealthCheck {
     failures_to_down: 2,
     successes_to_up: 1,
 };
-/// Longest wait for a health change: a few probe intervals with a margin for a loaded
+/// Maximum wait for a health change: a few probe intervals with a margin for a loaded
 /// machine.
 const HEALTH_WAIT: Duration = Duration::from_secs(10);
 
@@ -38,7 +38,7 @@ fn wait_transition(harness: &Harness, gateway: &str, from: &str, to: &str) {
     assert!(logged, "the engine did not log {parts:?}");
 }
 
-/// `gw_probed.xml` answers probes and a call, each on its own Call-ID, SIPp to SIPp.
+/// `gw_probed.xml` responds to probes and answers a call, each on its own Call-ID, SIPp to SIPp.
 #[test]
 fn gw_probed_meets_probes_and_call() {
     require_sipp();
@@ -64,6 +64,7 @@ fn gw_probed_meets_probes_and_call() {
     .args(&["-m", "2"])
     .start();
     prober.expect_success();
+
     let mut caller = SippBuilder::caller(
         &dir,
         "caller",
@@ -91,7 +92,8 @@ fn down_gateway_is_skipped() {
     let control = ControlClient::new(&harness.ports);
     let fingerprint = checked_fingerprint(&harness.dir.join("engine.toml"));
 
-    // Gateway a answers two probes and exits; b answers every probe and the transfer.
+    // Gateway a responds to two probes and exits. Gateway b responds to every probe and
+    // answers the transfer.
     let mut first = remote_hotline(&harness, 0, &scenario("gw_probed.xml"))
         .args(&["-m", "2"])
         .start();

@@ -1,6 +1,6 @@
-//! Channel limits of gateways (`channels` in the dialplan), through the real engine: a
-//! full gateway is skipped for the next one of the trunk, and a transfer whose trunk has
-//! no free channel left is refused while the caller stays with the agent.
+//! Channel limits of gateways (`channels` in the dialplan), through the real engine. A
+//! full gateway is skipped for the next one of the trunk. A transfer whose trunk has no
+//! free channel left is refused while the caller stays with the agent.
 
 mod common;
 
@@ -23,7 +23,7 @@ fn start(test: &str, gateways: &[PlanGateway]) -> (Harness, ControlClient) {
     (harness, control)
 }
 
-/// The record of the transfer of the call whose A-leg Call-ID is `call`.
+/// Finds the record of the transfer of the call whose A-leg Call-ID is `call`.
 fn record_of<'a>(records: &'a [Value], call: &str) -> &'a Value {
     records
         .iter()

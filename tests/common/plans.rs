@@ -1,6 +1,6 @@
 //! Helpers for the dialplan and trunk tests: dialplans with one Beijing trunk of several
 //! gateways, a client for the engine's control API, and a silent gateway that records
-//! the requests sent to a remote hotline's port without answering them.
+//! the requests sent to a remote hotline's port without responding.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -50,7 +50,7 @@ pub struct HealthCheck {
     pub successes_to_up: u32,
 }
 
-/// A plan with one destination, Beijing (`*1`, E.164 numbers, 4 s ring timeout), whose
+/// Builds a plan with one destination, Beijing (`*1`, E.164 numbers, 4 s ring timeout), whose
 /// trunk has `gateways`, plus Tianjin (`*2`) on remote hotline 3 so that a plan change
 /// can be made without touching Beijing.
 pub fn beijing_plan(
@@ -139,7 +139,7 @@ pub fn hotline(dir: &Path, args: &[&str]) -> Output {
         .expect("run the engine binary")
 }
 
-/// The fingerprint `check` prints for the configuration at `config`.
+/// Returns the fingerprint `check` prints for the configuration at `config`.
 pub fn checked_fingerprint(config: &Path) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_hotline-b2bua"))
         .arg("check")
@@ -170,7 +170,7 @@ pub struct ControlClient {
     base: String,
 }
 
-/// Longest time one control request may take.
+/// Maximum time one control request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl ControlClient {
@@ -225,7 +225,7 @@ impl ControlClient {
         self.post("/v1/reload", None)
     }
 
-    /// The active calls, from `GET /v1/calls`.
+    /// Returns the active calls, from `GET /v1/calls`.
     pub fn calls(&self) -> Vec<Value> {
         let (status, body) = self.get("/v1/calls");
         assert_eq!(status, 200, "GET /v1/calls failed: {body}");
@@ -295,7 +295,7 @@ impl ControlClient {
 }
 
 /// A UDP socket on a remote hotline's port that records every request start line sent to
-/// it and answers nothing, as a gateway that is down.
+/// it and sends no response, as a gateway that is down.
 pub struct SilentGateway {
     lines: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
@@ -303,8 +303,8 @@ pub struct SilentGateway {
 }
 
 impl SilentGateway {
-    /// Binds `127.0.0.1:port`; retries for a few seconds while a process that just exited
-    /// still holds the port.
+    /// Binds `127.0.0.1:port`. Retries for a few seconds while a process that just exited
+    /// still has the port bound.
     pub fn bind(port: u16) -> SilentGateway {
         let mut socket = None;
         wait_until(Duration::from_secs(5), || {
@@ -338,12 +338,12 @@ impl SilentGateway {
         }
     }
 
-    /// The start lines received so far, retransmissions included.
+    /// Returns the start lines received so far, retransmissions included.
     pub fn start_lines(&self) -> Vec<String> {
         self.lines.lock().expect("request list").clone()
     }
 
-    /// How many received requests have `method`.
+    /// Counts the received requests with `method`.
     pub fn count(&self, method: &str) -> usize {
         self.start_lines()
             .iter()
@@ -361,7 +361,7 @@ impl Drop for SilentGateway {
     }
 }
 
-/// The lines of `log` that contain every one of `parts`.
+/// Returns the lines of `log` that contain every one of `parts`.
 pub fn log_lines<'a>(log: &'a str, parts: &[&str]) -> Vec<&'a str> {
     log.lines()
         .filter(|line| parts.iter().all(|part| line.contains(part)))
