@@ -10,6 +10,7 @@
 
 pub mod baresip;
 pub mod pcap;
+pub mod plans;
 
 use std::fs;
 use std::io::Read;
@@ -385,6 +386,13 @@ impl Engine {
             .clone()
             .unwrap_or_else(|| default_dialplan(ports));
         fs::write(dir.join("dialplan.toml"), plan).expect("write dialplan.toml");
+        Engine::launch(dir, ports)
+    }
+
+    /// Starts the engine on the `engine.toml` and `dialplan.toml` already written in `dir`
+    /// and waits until its TCP SIP port accepts connections.
+    pub fn launch(dir: &TestDir, ports: &Ports) -> Engine {
+        let config = dir.join("engine.toml");
         let log = dir.join("engine.log");
         let output = fs::File::create(&log).expect("create engine.log");
         let child = Command::new(env!("CARGO_BIN_EXE_hotline-b2bua"))
