@@ -242,6 +242,12 @@ fn run(path: &Path) -> ExitCode {
         }
     };
 
+    // The dialplans are validated like the configuration, before anything starts.
+    if let Err(problems) = Plan::load(&config.dialplan.resolved_paths(path)) {
+        print_problems(path, "dialplan", &problems);
+        return ExitCode::from(EXIT_INVALID_CONFIG);
+    }
+
     if let Err(error) = init_logging(&config.log) {
         eprintln!("error: failed to set up logging: {error}");
         return ExitCode::from(EXIT_FAILURE);

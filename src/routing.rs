@@ -192,7 +192,7 @@ impl Router for PlanRouter {
         if selection.order.is_empty() {
             let mut reason = String::new();
             for skipped in &selection.skipped {
-                let _ = write!(reason, "{} {:?}; ", skipped.id, skipped.reason);
+                let _ = write!(reason, "{} {}; ", skipped.id, skipped.reason);
             }
             return Err(no_gateway(destination, reason.trim_end_matches("; ")));
         }
@@ -264,11 +264,16 @@ impl Router for PlanRouter {
     }
 
     fn report(&self, gateway: &str, outcome: GatewayOutcome) {
-        let signal = match outcome {
-            GatewayOutcome::Reachable => Signal::Success { status: 200 },
-            GatewayOutcome::Failed => Signal::Failure(FailureCause::Timeout),
+        let id = GatewayId::new(gateway);
+        let _ = match outcome {
+            GatewayOutcome::Response(status) => self.registry.record_invite_response(&id, status),
+            GatewayOutcome::Timeout => self
+                .registry
+                .record(&id, Signal::Failure(FailureCause::Timeout)),
+            GatewayOutcome::TransportError => self
+                .registry
+                .record(&id, Signal::Failure(FailureCause::TransportError)),
         };
-        let _ = self.registry.record(&GatewayId::new(gateway), signal);
     }
 
     fn version(&self) -> String {

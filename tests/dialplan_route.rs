@@ -155,7 +155,7 @@ const KEYS_TEXT: &str = r##"plan {fingerprint} (catalogue 2024-12) at 2025-01-06
    From: <sip:${caller}@127.0.0.1>
    P-Asserted-Identity: <sip:${caller}@127.0.0.1>
    History-Info: <${origin}>;index=1,<sip:+861012345@127.0.0.1:5081>;index=1.1
-   User-to-User: hex(matter=${matter}&work_order=${work_order}&agent=${agent});encoding=hex
+   User-to-User: hex(matter=${matter}&ticket=${work_order}&origin=${origin}&agent=${agent});encoding=hex;purpose=hotline-transfer
    X-Matter-Code: ${matter}
    X-Work-Order: ${work_order}
 result: routed to beijing through beijing/lab: INVITE sip:+861012345@127.0.0.1:5081
@@ -222,7 +222,7 @@ const KEYS_JSON: &str = r##"{
     },
     {
       "name": "User-to-User",
-      "value": "hex(matter=${matter}&work_order=${work_order}&agent=${agent});encoding=hex"
+      "value": "hex(matter=${matter}&ticket=${work_order}&origin=${origin}&agent=${agent});encoding=hex;purpose=hotline-transfer"
     },
     {
       "name": "X-Matter-Code",
@@ -256,7 +256,7 @@ const TEL_TEXT: &str = r##"plan {fingerprint} (catalogue 2024-12) at 2025-01-06T
    From: <sip:13800000000@127.0.0.1>
    P-Asserted-Identity: <sip:13800000000@127.0.0.1>
    History-Info: <${origin}>;index=1,<sip:02212345@127.0.0.1:5082>;index=1.1
-   User-to-User: hex(matter=${matter}&work_order=${work_order}&agent=${agent});encoding=hex
+   User-to-User: hex(matter=${matter}&ticket=${work_order}&origin=${origin}&agent=${agent});encoding=hex;purpose=hotline-transfer
 result: routed to tianjin through tianjin/lab: INVITE sip:02212345@127.0.0.1:5082
 "##;
 
@@ -321,7 +321,7 @@ const TEL_JSON: &str = r##"{
     },
     {
       "name": "User-to-User",
-      "value": "hex(matter=${matter}&work_order=${work_order}&agent=${agent});encoding=hex"
+      "value": "hex(matter=${matter}&ticket=${work_order}&origin=${origin}&agent=${agent});encoding=hex;purpose=hotline-transfer"
     }
   ],
   "matter": null,
@@ -347,7 +347,7 @@ const XIONGAN_TEXT: &str = r##"plan {fingerprint} (catalogue 2024-12) at 2025-01
    From: <sip:${caller}@127.0.0.1>
    P-Asserted-Identity: <sip:${caller}@127.0.0.1>
    History-Info: <${origin}>;index=1,<sip:xiongan-12345@127.0.0.1:5084>;index=1.1
-   User-to-User: hex(matter=social_insurance&work_order=${work_order}&agent=${agent});encoding=hex
+   User-to-User: hex(matter=social_insurance&ticket=${work_order}&origin=${origin}&agent=${agent});encoding=hex;purpose=hotline-transfer
 7. matter: social_insurance 社保医保 (Social and medical insurance): accepted, scope: 社会保险和医疗保险的政策咨询、业务办理和进度查询
 result: routed to xiongan through xiongan/lab: INVITE sip:xiongan-12345@127.0.0.1:5084
 "##;
@@ -413,7 +413,7 @@ const XIONGAN_JSON: &str = r##"{
     },
     {
       "name": "User-to-User",
-      "value": "hex(matter=social_insurance&work_order=${work_order}&agent=${agent});encoding=hex"
+      "value": "hex(matter=social_insurance&ticket=${work_order}&origin=${origin}&agent=${agent});encoding=hex;purpose=hotline-transfer"
     }
   ],
   "matter": {

@@ -138,7 +138,6 @@ fn invalid_plan_stops_startup() {
 }
 
 #[test]
-#[ignore = "engine bug: run exits 1 and prints dialplan problems escaped in one log field"]
 fn invalid_plan_run_prints_like_check() {
     let (_dir, _ports, code, stderr) = run_invalid_plan("invalid_plan_run_prints_like_check");
     let lines: Vec<&str> = stderr.lines().collect();

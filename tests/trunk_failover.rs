@@ -180,7 +180,6 @@ fn payload_names(payload: &str) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "engine bug: route previews User-to-User as matter, work_order, agent; the engine sends ticket and origin"]
 fn route_cli_user_to_user_matches_engine() {
     let (harness, control) = start("route_cli_user_to_user_matches_engine");
     let output = hotline(

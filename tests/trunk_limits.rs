@@ -163,7 +163,6 @@ fn full_trunk_refuses_transfer() {
 }
 
 #[test]
-#[ignore = "engine bug: a full trunk is refused as 500 internal with a Debug-formatted reason"]
 fn full_trunk_refusal_is_503() {
     let (status, body) = transfer_on_full_trunk("full_trunk_refusal_is_503");
     assert_eq!(status, 503, "{body}");

@@ -80,6 +80,10 @@ pub enum TransferRejection {
     /// 409: the call is not in a state from which it can be transferred, such as ringing.
     #[error("call {call} cannot be transferred while {}", state.as_str())]
     NotTransferable { call: CallRef, state: CallState },
+    /// 503: no gateway of the destination's trunk can take the call now (all down or full,
+    /// or none in service at this hour).
+    #[error("no gateway can take a transfer to {destination} now: {reason}")]
+    NoGateway { destination: String, reason: String },
     /// 503: the engine is shutting down.
     #[error("the engine is shutting down and starts no new transfers")]
     Draining,

@@ -129,6 +129,14 @@ fn rejection_parts(
             extra.insert("state".to_owned(), json!(state));
             (StatusCode::CONFLICT, "not_transferable")
         }
+        TransferRejection::NoGateway {
+            destination,
+            reason,
+        } => {
+            extra.insert("destination".to_owned(), json!(destination));
+            extra.insert("reason".to_owned(), json!(reason));
+            (StatusCode::SERVICE_UNAVAILABLE, "no_gateway")
+        }
         TransferRejection::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
         TransferRejection::Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }

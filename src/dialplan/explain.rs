@@ -464,8 +464,13 @@ fn headers(
     }
     let matter = options.matter.unwrap_or("${matter}");
     if context.user_to_user {
-        let payload = format!("matter={matter}&work_order=${{work_order}}&agent=${{agent}}");
-        add("User-to-User", format!("hex({payload});encoding=hex"));
+        // The same fields, in the same order, as the engine sends (empty ones are left out).
+        let payload =
+            format!("matter={matter}&ticket=${{work_order}}&origin=${{origin}}&agent=${{agent}}");
+        add(
+            "User-to-User",
+            format!("hex({payload});encoding=hex;purpose=hotline-transfer"),
+        );
     }
     for (name, field) in &context.headers {
         let value = match field {

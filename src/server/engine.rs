@@ -205,6 +205,13 @@ impl EngineHandle {
                 matter,
                 scope,
             },
+            StartError::Refused(Refusal::NoGateway {
+                destination,
+                reason,
+            }) => TransferRejection::NoGateway {
+                destination,
+                reason,
+            },
             other => TransferRejection::Internal {
                 reason: other.to_string(),
             },

@@ -120,10 +120,12 @@ pub type ChannelSlot = Box<dyn Any + Send + Sync>;
 /// Outcome of one attempt on a gateway, fed back as passive health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GatewayOutcome {
-    /// The gateway answered (any provisional or final response other than the failures).
-    Reachable,
-    /// 408, 5xx or a transport error.
-    Failed,
+    /// The gateway sent this status in response to the INVITE.
+    Response(u16),
+    /// No final response before timer B.
+    Timeout,
+    /// The INVITE could not be sent.
+    TransportError,
 }
 
 /// The routing a call task consults.

@@ -295,25 +295,17 @@ impl Call {
         }
         let gateway = transfer.status.gateway.clone().unwrap_or_default();
 
+        if response.status > 100 {
+            self.router
+                .report(&gateway, GatewayOutcome::Response(response.status));
+        }
         match response.status {
             100 => {}
-            101..=199 => {
-                self.router.report(&gateway, GatewayOutcome::Reachable);
-                self.on_transfer_ringing(&response).await;
-            }
-            200..=299 => {
-                self.router.report(&gateway, GatewayOutcome::Reachable);
-                self.on_transfer_answer(response).await;
-            }
+            101..=199 => self.on_transfer_ringing(&response).await,
+            200..=299 => self.on_transfer_answer(response).await,
             401 | 407 if self.answer_challenge(&response).await => {}
             status => {
                 let failover = matches!(status, 408 | 500 | 502 | 503 | 504);
-                let outcome = if failover {
-                    GatewayOutcome::Failed
-                } else {
-                    GatewayOutcome::Reachable
-                };
-                self.router.report(&gateway, outcome);
                 self.on_transfer_rejected(status, &response.reason, failover)
                     .await;
             }
@@ -555,7 +547,12 @@ impl Call {
             .as_ref()
             .and_then(|transfer| transfer.status.gateway.clone())
             .unwrap_or_default();
-        self.router.report(&gateway, GatewayOutcome::Failed);
+        let outcome = if timed_out {
+            GatewayOutcome::Timeout
+        } else {
+            GatewayOutcome::TransportError
+        };
+        self.router.report(&gateway, outcome);
         let status = if timed_out { 408 } else { 503 };
         self.on_transfer_rejected(status, "", true).await;
     }
