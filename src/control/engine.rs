@@ -47,6 +47,48 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Returns the engine's counters.
     fn stats(&self) -> EngineFuture<'_, EngineStats>;
+
+    /// Returns every gateway with its live health and channels. An engine without trunks
+    /// returns none.
+    fn gateways(&self) -> EngineFuture<'_, Vec<GatewayState>> {
+        Box::pin(async { Vec::new() })
+    }
+
+    /// Explains what a transfer would do now, with the gateways' live health and free
+    /// channels, as `hotline-b2bua route --json` prints it offline.
+    ///
+    /// # Errors
+    ///
+    /// A message when the query names no trigger or the engine has no dialplan.
+    fn explain(&self, query: RouteQuery) -> EngineFuture<'_, Result<serde_json::Value, String>> {
+        let _ = query;
+        Box::pin(async { Err("route explanations are not available".to_owned()) })
+    }
+}
+
+/// One gateway as `GET /v1/gateways` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayState {
+    /// `trunk/name`, as in the dialplan.
+    pub gateway: String,
+    pub trunk: String,
+    /// `unknown`, `up` or `down`.
+    pub health: String,
+    pub channels_in_use: u32,
+    /// `None` for no limit.
+    pub channel_limit: Option<u32>,
+}
+
+/// The query of `GET /v1/route`: exactly one trigger, and the optional context.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteQuery {
+    pub keys: Option<String>,
+    pub refer_to: Option<String>,
+    pub destination: Option<String>,
+    pub name: Option<String>,
+    pub matter: Option<String>,
+    pub caller: Option<String>,
 }
 
 /// Why the engine did not start a transfer. Each variant maps to one HTTP status in the

@@ -36,7 +36,7 @@ use tracing::{info, warn};
 use crate::config::ControlConfig;
 
 pub use auth::BearerToken;
-pub use engine::{Engine, EngineFuture, TransferRejection};
+pub use engine::{Engine, EngineFuture, GatewayState, RouteQuery, TransferRejection};
 pub use model::{
     CallRef, CallState, CallSummary, EngineStats, LegRole, LegState, LegSummary, ReloadReport,
     TransferId, TransferRequest, TransferStatus, TransferSummary,

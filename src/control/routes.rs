@@ -91,6 +91,8 @@ pub(super) fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/transfers/{id}", get(show_transfer))
         .route("/v1/reload", post(reload))
         .route("/v1/stats", get(stats))
+        .route("/v1/gateways", get(gateways))
+        .route("/v1/route", get(explain_route))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             require_token,
@@ -183,6 +185,33 @@ async fn reload(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError
                 "dialplan reload rejected; the previous plan stays in force"
             );
             Err(ApiError::ReloadFailed { problems })
+        }
+    }
+}
+
+async fn gateways(State(state): State<Arc<ApiState>>) -> Response {
+    Json(state.engine.gateways().await).into_response()
+}
+
+async fn explain_route(
+    State(state): State<Arc<ApiState>>,
+    query: Result<
+        axum::extract::Query<super::engine::RouteQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Response {
+    let query = match query {
+        Ok(axum::extract::Query(query)) => query,
+        Err(rejection) => {
+            let body = json!({ "error": rejection.body_text(), "code": "invalid_query" });
+            return (axum::http::StatusCode::BAD_REQUEST, Json(body)).into_response();
+        }
+    };
+    match state.engine.explain(query).await {
+        Ok(explanation) => Json(explanation).into_response(),
+        Err(message) => {
+            let body = json!({ "error": message, "code": "invalid_query" });
+            (axum::http::StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
         }
     }
 }

@@ -12,13 +12,14 @@ use crate::control::{
     self, CallRef, CallState, Engine, EngineFuture, EngineStats, LegRole, LegState, ReloadReport,
     TransferId, TransferRejection, TransferRequest, TransferSummary,
 };
-use crate::dialplan::Acceptance;
+use crate::dialplan::{Acceptance, ExplainOptions, GatewayStatus, Health, Timestamp, Trigger};
 use crate::session::routing::Refusal;
 use crate::session::{
     CallEvent, CallPhase, Context, LegId, StartError, TransferOrder, TransferState, TransferStatus,
     TriggerKind,
 };
 use crate::sip::CallId;
+use crate::trunk::{GatewayId as TrunkGatewayId, TrunkRegistry};
 
 /// The control API's view of a running engine.
 pub struct EngineHandle {
@@ -70,6 +71,57 @@ impl Engine for EngineHandle {
         })
     }
 
+    fn gateways(&self) -> EngineFuture<'_, Vec<control::GatewayState>> {
+        Box::pin(async move {
+            let Some(registry) = self.registry() else {
+                return Vec::new();
+            };
+            let mut ids = registry.ids();
+            ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+            ids.iter()
+                .filter_map(|id| registry.gateway(id))
+                .map(|gateway| {
+                    let channels = gateway.channels();
+                    control::GatewayState {
+                        gateway: gateway.id().to_string(),
+                        trunk: gateway.spec().trunk.to_string(),
+                        health: gateway.health().as_str().to_owned(),
+                        channels_in_use: channels.in_use,
+                        channel_limit: channels.limit,
+                    }
+                })
+                .collect()
+        })
+    }
+
+    fn explain(
+        &self,
+        query: control::RouteQuery,
+    ) -> EngineFuture<'_, Result<serde_json::Value, String>> {
+        Box::pin(async move {
+            let plan = self.plans.current().ok_or("no dialplan is in force")?;
+            let triggers = [
+                query.keys.map(Trigger::Keys),
+                query.refer_to.map(Trigger::ReferTo),
+                query.destination.map(Trigger::Destination),
+                query.name.map(Trigger::Name),
+            ];
+            let mut given = triggers.into_iter().flatten();
+            let (Some(trigger), None) = (given.next(), given.next()) else {
+                return Err("give exactly one of keys, refer_to, destination or name".to_owned());
+            };
+            let live = self.registry().map(LiveStatus);
+            let options = ExplainOptions {
+                matter: query.matter.as_deref(),
+                caller: query.caller.as_deref(),
+                at: Timestamp::now(),
+                status: live.as_ref().map(|status| status as &dyn GatewayStatus),
+            };
+            let explanation = crate::dialplan::explain(&plan, trigger, options);
+            serde_json::to_value(&explanation).map_err(|error| error.to_string())
+        })
+    }
+
     fn stats(&self) -> EngineFuture<'_, EngineStats> {
         Box::pin(async move {
             let mut stats = EngineStats {
@@ -97,7 +149,32 @@ impl Engine for EngineHandle {
     }
 }
 
+/// The trunk registry's live state, as the dialplan's explanation reads it.
+struct LiveStatus(Arc<TrunkRegistry>);
+
+impl GatewayStatus for LiveStatus {
+    fn health(&self, gateway: &crate::dialplan::GatewayId) -> Option<Health> {
+        let health = self.0.health(&TrunkGatewayId::new(gateway.as_str()))?;
+        Some(match health {
+            crate::trunk::health::Health::Up => Health::Up,
+            crate::trunk::health::Health::Down => Health::Down,
+            crate::trunk::health::Health::Unknown => Health::Unknown,
+        })
+    }
+
+    fn free_channels(&self, gateway: &crate::dialplan::GatewayId) -> Option<u32> {
+        let channels = self.0.channels(&TrunkGatewayId::new(gateway.as_str()))?;
+        channels.free()
+    }
+}
+
 impl EngineHandle {
+    fn registry(&self) -> Option<Arc<TrunkRegistry>> {
+        self.ctx
+            .probes()
+            .map(|prober| Arc::clone(prober.registry()))
+    }
+
     async fn start(&self, request: TransferRequest) -> Result<TransferSummary, TransferRejection> {
         if self.ctx.is_draining() {
             return Err(TransferRejection::Draining);
