@@ -10,6 +10,7 @@
 
 pub mod baresip;
 pub mod pcap;
+pub mod transfer;
 
 use std::fs;
 use std::io::Read;
