@@ -7,49 +7,13 @@
 
 mod common;
 
-use common::pcap::{Capture, Datagram};
+use common::pcap::Datagram;
 use common::transfer::{
-    TELEPHONE_EVENT, all_received, assert_bridged_ladder, assert_caller_talks_to, assert_record,
-    first_index, header_values, is_rtp, received_audio_port,
+    TELEPHONE_EVENT, all_received, assert_bridged_ladder, assert_record, header_values,
+    received_audio_port,
 };
-use common::{EngineSettings, Harness, Sipp, first_received, render_scenario, scenario};
+use common::{EngineSettings, Harness, first_received, render_scenario, scenario};
 use serde_json::json;
-
-/// Starts a capture of every UDP port of the test's block, or prints why it cannot.
-fn capture(h: &Harness, test: &str) -> Option<Capture> {
-    match Capture::start(&h.dir, h.ports.engine(), h.ports.relay_max()) {
-        Ok(capture) => Some(capture),
-        Err(reason) => {
-            eprintln!("RTP is not checked in {test}: {reason}");
-            None
-        }
-    }
-}
-
-/// Asserts that the caller talks to remote hotline `index` once the relay started
-/// sending to it.
-fn assert_caller_talks_to_remote(
-    h: &Harness,
-    datagrams: &[Datagram],
-    caller: &Sipp,
-    remote: &Sipp,
-    index: u16,
-) {
-    let caller_relay = received_audio_port(caller, "SIP/2.0 200");
-    let remote_relay = received_audio_port(remote, "INVITE");
-    let remote_media = h.ports.remote_media(index);
-    let bridged = first_index(datagrams, |datagram| {
-        is_rtp(datagram, remote_relay, remote_media)
-    })
-    .expect("the relay sent no RTP to the remote hotline");
-    assert_caller_talks_to(
-        datagrams,
-        "remote",
-        (h.ports.caller_media(), caller_relay),
-        (remote_media, remote_relay),
-        bridged,
-    );
-}
 
 /// `*` and `1` replayed from a phone's captures transfer the caller to Beijing: the
 /// remote gets the E.164 Request-URI and the caller's identity and context, the agent
@@ -58,7 +22,7 @@ fn assert_caller_talks_to_remote(
 fn star1_captures_bridge_to_beijing() {
     let test = "star1_captures_bridge_to_beijing";
     let h = Harness::start(test, EngineSettings::default());
-    let capture = capture(&h, test);
+    let capture = h.capture(test);
     let mut remote = h
         .remote(0, &scenario("xfer_remote_answer.xml"))
         .args(&["-rtp_echo"])
@@ -123,7 +87,7 @@ fn star1_captures_bridge_to_beijing() {
 
     if let Some(capture) = capture {
         let datagrams = capture.stop();
-        assert_caller_talks_to_remote(&h, &datagrams, &caller, &remote, 0);
+        h.assert_caller_talks_to_remote(&datagrams, &caller, &remote, 0);
     }
     h.stop();
 }
@@ -134,7 +98,7 @@ fn star1_captures_bridge_to_beijing() {
 fn generated_star2_reaches_tianjin() {
     let test = "generated_star2_reaches_tianjin";
     let h = Harness::start(test, EngineSettings::default());
-    let capture = capture(&h, test);
+    let capture = h.capture(test);
     let mut remote = h
         .remote(1, &scenario("xfer_remote_answer.xml"))
         .args(&["-rtp_echo"])
@@ -173,7 +137,7 @@ fn generated_star2_reaches_tianjin() {
 
     if let Some(capture) = capture {
         let datagrams = capture.stop();
-        assert_caller_talks_to_remote(&h, &datagrams, &caller, &remote, 1);
+        h.assert_caller_talks_to_remote(&datagrams, &caller, &remote, 1);
     }
     h.stop();
 }
@@ -191,7 +155,7 @@ fn event_code(datagram: &Datagram) -> Option<u8> {
 fn feature_code_not_relayed_to_caller() {
     let test = "feature_code_not_relayed_to_caller";
     let h = Harness::start(test, EngineSettings::default());
-    let Some(capture) = capture(&h, test) else {
+    let Some(capture) = h.capture(test) else {
         h.stop();
         return;
     };
@@ -254,7 +218,7 @@ fn feature_code_not_relayed_to_caller() {
 fn agent_hangs_up_after_star1() {
     let test = "agent_hangs_up_after_star1";
     let h = Harness::start(test, EngineSettings::default());
-    let capture = capture(&h, test);
+    let capture = h.capture(test);
     let mut remote = h
         .remote(0, &scenario("xfer_remote_answer.xml"))
         .args(&["-rtp_echo", "-d", "1000"])
@@ -287,7 +251,7 @@ fn agent_hangs_up_after_star1() {
 
     if let Some(capture) = capture {
         let datagrams = capture.stop();
-        assert_caller_talks_to_remote(&h, &datagrams, &caller, &remote, 0);
+        h.assert_caller_talks_to_remote(&datagrams, &caller, &remote, 0);
     }
     h.stop();
 }
