@@ -5,16 +5,37 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::pcap::{Capture, Datagram};
-use super::{CONTROL_TOKEN, Harness, Sipp, SippBuilder, TracedMessage, trace_messages, wait_until};
+use super::{
+    CONTROL_TOKEN, Harness, Sipp, SippBuilder, TestDir, TracedMessage, trace_messages, wait_until,
+};
 
 /// RTP telephone-event payload type of the RFC 4733 captures and the scenarios' SDP.
 pub const TELEPHONE_EVENT: u8 = 101;
+
+/// Copies a shipped scenario into the test directory without the lines from
+/// `<!-- begin NAME` to `<!-- end NAME -->`, and returns the copy's path.
+pub fn render_without_block(dir: &TestDir, scenario: &str, name: &str) -> PathBuf {
+    let text = fs::read_to_string(super::scenario(scenario)).expect("read the scenario");
+    let begin = format!("  <!-- begin {name}");
+    let end = format!("  <!-- end {name} -->\n");
+    let start = text
+        .find(&begin)
+        .unwrap_or_else(|| panic!("{scenario} has no {begin:?}"));
+    let stop = text[start..]
+        .find(&end)
+        .map(|offset| start + offset + end.len())
+        .unwrap_or_else(|| panic!("{scenario} has no {end:?}"));
+    let path = dir.join(&format!("without_{name}_{scenario}"));
+    fs::write(&path, format!("{}{}", &text[..start], &text[stop..]))
+        .expect("write the rendered scenario");
+    path
+}
 
 impl Harness {
     /// A SIPp remote hotline named `remote<index>` on `Ports::remote(index)`.
