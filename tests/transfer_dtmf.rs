@@ -1,6 +1,7 @@
-//! Transfers that the agent starts with RFC 4733 keys: the real captures of a phone (`*`
-//! then `1`, payload type 101) and SIPp's generated events (payload type 96), the caller
-//! bridged to the remote hotline's SIPp, and the feature code kept from the caller.
+//! Transfers that the agent starts with keys: RFC 4733 events from the real captures of a
+//! phone (`*` then `1`, payload type 101) and from SIPp's generator (payload type 96), and
+//! SIP INFO with application/dtmf-relay. The caller is bridged to the remote hotline's
+//! SIPp, and the feature code is kept from the caller.
 //!
 //! The RTP checks capture on `lo` with dumpcap and are skipped, with a message, where
 //! capturing is not permitted.
@@ -249,6 +250,56 @@ fn agent_hangs_up_after_star1() {
         &[("result", json!("bridged")), ("trigger", json!("dtmf"))],
     );
 
+    if let Some(capture) = capture {
+        let datagrams = capture.stop();
+        h.assert_caller_talks_to_remote(&datagrams, &caller, &remote, 0);
+    }
+    h.stop();
+}
+
+/// `*` and `1` in SIP INFO (application/dtmf-relay) each get 200 and bridge the caller
+/// to Beijing; an INFO whose Signal is no DTMF key gets 400 before them.
+#[test]
+fn info_keys_bridge_to_beijing() {
+    let test = "info_keys_bridge_to_beijing";
+    let h = Harness::start(test, EngineSettings::default());
+    let capture = h.capture(test);
+    let mut remote = h
+        .remote(0, &scenario("xfer_remote_answer.xml"))
+        .args(&["-rtp_echo"])
+        .start();
+    let mut agent = h.agent(&scenario("xfer_agent_info.xml")).start();
+    let mut caller = h
+        .caller(&scenario("xfer_caller.xml"))
+        .args(&["-d", "6000"])
+        .start();
+    agent.expect_success();
+    caller.expect_success();
+    remote.expect_success();
+
+    let statuses: Vec<String> = all_received(&agent, "SIP/2.0")
+        .iter()
+        .filter(|response| {
+            response
+                .header("CSeq")
+                .is_some_and(|cseq| cseq.ends_with("INFO"))
+        })
+        .map(|response| response.start_line().to_owned())
+        .collect();
+    assert_eq!(statuses.len(), 3, "responses to INFO: {statuses:?}");
+    assert!(statuses[0].starts_with("SIP/2.0 400"), "{statuses:?}");
+    assert!(statuses[1].starts_with("SIP/2.0 200"), "{statuses:?}");
+    assert!(statuses[2].starts_with("SIP/2.0 200"), "{statuses:?}");
+    assert_bridged_ladder(&caller, &agent, &remote);
+    let records = h.transfer_records(1);
+    assert_record(
+        &records[0],
+        &[
+            ("result", json!("bridged")),
+            ("trigger", json!("info")),
+            ("destination", json!("beijing")),
+        ],
+    );
     if let Some(capture) = capture {
         let datagrams = capture.stop();
         h.assert_caller_talks_to_remote(&datagrams, &caller, &remote, 0);
