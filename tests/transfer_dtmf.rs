@@ -143,7 +143,7 @@ fn generated_star2_reaches_tianjin() {
     h.stop();
 }
 
-/// The RFC 4733 event code of a telephone-event packet (RFC 4733 §2.3).
+/// Returns the RFC 4733 event code of a telephone-event packet (RFC 4733 §2.3).
 fn event_code(datagram: &Datagram) -> Option<u8> {
     (datagram.rtp_payload_type() == Some(TELEPHONE_EVENT))
         .then(|| datagram.payload.get(12).copied())
@@ -258,7 +258,7 @@ fn agent_hangs_up_after_star1() {
 }
 
 /// `*` and `1` in SIP INFO (application/dtmf-relay) each get 200 and bridge the caller
-/// to Beijing; an INFO whose Signal is no DTMF key gets 400 before them.
+/// to Beijing. An INFO before them whose Signal is no DTMF key gets 400.
 #[test]
 fn info_keys_bridge_to_beijing() {
     let test = "info_keys_bridge_to_beijing";

@@ -27,7 +27,7 @@ fn remote_reject(h: &Harness, status_line: &str) -> std::path::PathBuf {
     )
 }
 
-/// The default plan with a second Beijing gateway, `beijing/backup` on remote hotline 2,
+/// Builds the default plan with a second Beijing gateway, `beijing/backup` on remote hotline 2,
 /// tried after `beijing/lab` fails.
 fn plan_with_backup_gateway(ports: &common::Ports) -> String {
     let primary = format!("address = \"127.0.0.1:{}\"\n", ports.remote(0));
@@ -123,7 +123,7 @@ fn assert_failed_record(h: &Harness, status: u16) {
     );
 }
 
-/// The index of the agent's last telephone-event packet: the end of its `*1`.
+/// Returns the index of the agent's last telephone-event packet: the end of its `*1`.
 fn last_key_index(h: &Harness, datagrams: &[Datagram]) -> usize {
     last_index(datagrams, |datagram| {
         datagram.source_port == h.ports.agent_media()
@@ -203,7 +203,7 @@ fn remote_no_answer_is_cancelled() {
     h.stop();
 }
 
-/// Nothing listens on the remote's port; with T1 = 50 ms timer B (64*T1) ends the INVITE
+/// Nothing listens on the remote's port. With T1 = 50 ms, timer B (64*T1) ends the INVITE
 /// after 3.2 s and the caller goes back to the agent.
 #[test]
 fn remote_unreachable_returns_caller_to_agent() {
@@ -351,8 +351,8 @@ fn caller_hangs_up_while_remote_rings() {
 /// `transfer.hop_limit`) cannot be transferred again: no INVITE reaches the remote and
 /// the caller stays with the agent.
 #[test]
-fn hop_limit_refuses_transfer() {
-    let test = "hop_limit_refuses_transfer";
+fn hop_limit_rejects_transfer() {
+    let test = "hop_limit_rejects_transfer";
     let h = Harness::start(test, EngineSettings::default());
     let capture = h.capture(test);
     let remote = UdpSocket::bind(("127.0.0.1", h.ports.remote(0))).expect("bind the remote port");

@@ -1,6 +1,6 @@
 //! Transfers ordered through the control API: `POST /v1/calls/{call}/transfer` on a call
 //! between a SIPp caller and agent, followed with `GET /v1/transfers/{id}` until the
-//! caller is bridged to the remote hotline, and the API's errors for an unknown call, an
+//! caller is bridged to the remote hotline. Also the API's errors for an unknown call, an
 //! unknown destination and a matter the destination does not accept.
 
 mod common;

@@ -70,7 +70,7 @@ fn assert_notifies(agent: &Sipp, final_status: u16) {
     }
 }
 
-/// A blind REFER to `refer_to` bridges the caller to Beijing.
+/// Runs a blind REFER to `refer_to` and checks that it bridges the caller to Beijing.
 fn blind_refer_bridges(test: &str, refer_to: &str) {
     let h = Harness::start(test, EngineSettings::default());
     let capture = h.capture(test);

@@ -38,7 +38,7 @@ pub fn render_without_block(dir: &TestDir, scenario: &str, name: &str) -> PathBu
 }
 
 impl Harness {
-    /// A SIPp remote hotline named `remote<index>` on `Ports::remote(index)`.
+    /// Builds a SIPp remote hotline named `remote<index>` on `Ports::remote(index)`.
     pub fn remote(&self, index: u16, scenario: &Path) -> SippBuilder {
         SippBuilder::agent(
             &self.dir,
@@ -56,7 +56,7 @@ impl Harness {
         assert!(up, "the call was not answered:\n{}", caller.report());
     }
 
-    /// Waits up to 10 s until `transfers.jsonl` holds `count` records and returns them.
+    /// Waits up to 10 s until `transfers.jsonl` contains `count` records and returns them.
     pub fn transfer_records(&self, count: usize) -> Vec<Value> {
         let path = self.dir.join("transfers.jsonl");
         let mut records = Vec::new();
@@ -73,7 +73,7 @@ impl Harness {
         records
     }
 
-    /// The transfer records written so far, without waiting.
+    /// Reads the transfer records written so far, without waiting.
     pub fn transfer_records_now(&self) -> Vec<Value> {
         read_records(&self.dir.join("transfers.jsonl"))
     }
@@ -114,8 +114,8 @@ fn read_records(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// One HTTP/1.1 request over a new connection, closed after the response. Panics on I/O
-/// errors, which are test failures.
+/// Sends one HTTP/1.1 request over a new connection, closed after the response. Panics
+/// on I/O errors, which are test failures.
 pub fn http_request(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
     let mut stream = TcpStream::connect(("127.0.0.1", port))
         .unwrap_or_else(|error| panic!("connect to the control API on port {port}: {error}"));
@@ -128,6 +128,7 @@ pub fn http_request(port: u16, method: &str, path: &str, body: Option<&Value>) -
     } else {
         "Content-Type: application/json\r\n"
     };
+
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
          Authorization: Bearer {CONTROL_TOKEN}\r\n{content_type}\
@@ -137,6 +138,7 @@ pub fn http_request(port: u16, method: &str, path: &str, body: Option<&Value>) -
     stream
         .write_all(request.as_bytes())
         .expect("send the HTTP request");
+
     let mut response = Vec::new();
     stream
         .read_to_end(&mut response)
@@ -154,7 +156,7 @@ pub fn http_request(port: u16, method: &str, path: &str, body: Option<&Value>) -
     (status, json)
 }
 
-/// The messages a SIPp instance received whose start line starts with `prefix`.
+/// Returns the messages a SIPp instance received whose start line starts with `prefix`.
 pub fn all_received(sipp: &Sipp, prefix: &str) -> Vec<TracedMessage> {
     trace_messages(&sipp.messages())
         .into_iter()
@@ -162,7 +164,7 @@ pub fn all_received(sipp: &Sipp, prefix: &str) -> Vec<TracedMessage> {
         .collect()
 }
 
-/// The body of a traced message: the text after the first blank line.
+/// Returns the body of a traced message: the text after the first blank line.
 pub fn body(message: &TracedMessage) -> &str {
     message
         .text
@@ -170,7 +172,7 @@ pub fn body(message: &TracedMessage) -> &str {
         .map_or("", |(_, body)| body.trim())
 }
 
-/// Every value of the headers called `name` (case-insensitive), one per header line.
+/// Returns every value of the headers called `name` (case-insensitive), one per header line.
 pub fn header_values(message: &TracedMessage, name: &str) -> Vec<String> {
     message
         .text
@@ -187,7 +189,7 @@ pub fn header_values(message: &TracedMessage, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether `datagram` is RTP (not RTCP, whose packet types 200-204 read as payload types
+/// Returns whether `datagram` is RTP (not RTCP, whose packet types 200-204 read as payload types
 /// 72-76, RFC 5761 §4) from port `from` to port `to`.
 pub fn is_rtp(datagram: &Datagram, from: u16, to: u16) -> bool {
     datagram.source_port == from
@@ -205,7 +207,7 @@ pub fn count_rtp(datagrams: &[Datagram], from: u16, to: u16) -> usize {
         .count()
 }
 
-/// The SDP `m=audio` port in the first message a SIPp instance received that starts with
+/// Returns the SDP `m=audio` port in the first message a SIPp instance received that starts with
 /// `prefix`, such as `INVITE` or `SIP/2.0 200`.
 pub fn received_audio_port(sipp: &Sipp, prefix: &str) -> u16 {
     super::first_received(sipp, prefix)
@@ -213,23 +215,23 @@ pub fn received_audio_port(sipp: &Sipp, prefix: &str) -> u16 {
         .unwrap_or_else(|| panic!("no {prefix} with an m=audio port:\n{}", sipp.report()))
 }
 
-/// The index of the last datagram in `datagrams` that matches `matches`.
+/// Returns the index of the last datagram in `datagrams` that matches `matches`.
 pub fn last_index(datagrams: &[Datagram], matches: impl Fn(&Datagram) -> bool) -> Option<usize> {
     datagrams.iter().rposition(matches)
 }
 
-/// The index of the first datagram in `datagrams` that matches `matches`.
+/// Returns the index of the first datagram in `datagrams` that matches `matches`.
 pub fn first_index(datagrams: &[Datagram], matches: impl Fn(&Datagram) -> bool) -> Option<usize> {
     datagrams.iter().position(matches)
 }
 
-/// Whether `datagram` is a SIP message from port `from` whose start line starts with
+/// Returns whether `datagram` is a SIP message from port `from` whose start line starts with
 /// `prefix`, such as `SIP/2.0 486` or `CANCEL`.
 pub fn is_sip(datagram: &Datagram, from: u16, prefix: &str) -> bool {
     datagram.source_port == from && datagram.payload.starts_with(prefix.as_bytes())
 }
 
-/// The RTP payload of a datagram, without its 12-byte fixed header.
+/// Returns the RTP payload of a datagram, without its 12-byte fixed header.
 fn rtp_body(datagram: &Datagram) -> &[u8] {
     datagram.payload.get(12..).unwrap_or_default()
 }
@@ -258,7 +260,7 @@ pub fn echoed_to_caller(
 }
 
 /// RTP packets that both directions of a bridge must carry at least, counted after the
-/// bridge: about 1.5 s of `g711a.pcap`, which holds 236 packets over 7 s.
+/// bridge: about 1.5 s of `g711a.pcap`, which contains 236 packets over 7 s.
 pub const MIN_BRIDGED_PACKETS: usize = 50;
 
 /// Asserts that after index `after` the caller's audio reached `peer_media` through the
@@ -401,7 +403,7 @@ impl Harness {
     }
 }
 
-/// The datagrams already waiting on `socket`, without waiting for more.
+/// Reads the datagrams already waiting on `socket` within 50 ms.
 pub fn drain_udp_now(socket: &std::net::UdpSocket) -> Vec<Vec<u8>> {
     super::drain_udp(socket, Duration::from_millis(50))
         .into_iter()
