@@ -11,6 +11,7 @@
 pub mod baresip;
 pub mod pcap;
 pub mod plans;
+pub mod transfer;
 
 use std::fs;
 use std::io::Read;
