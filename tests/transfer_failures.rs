@@ -403,8 +403,6 @@ fn hop_limit_rejects_transfer() {
 /// `failed`, as the record format documents; `recalled` is for a caller sent back to an
 /// agent who had left.
 #[test]
-#[ignore = "engine bug: a transfer rejected while the agent is on the line is recorded \
-            as recalled, not failed"]
 fn rejected_transfer_record_says_failed() {
     let h = Harness::start(
         "rejected_transfer_record_says_failed",
@@ -479,8 +477,6 @@ fn agent_called_back_after_failure() {
 /// The record of a transfer whose caller was called back to an agent who had left says
 /// `recalled`.
 #[test]
-#[ignore = "engine bug: the record is written before the call-back and says failed, \
-            not recalled"]
 fn called_back_record_says_recalled() {
     let h = Harness::start(
         "called_back_record_says_recalled",

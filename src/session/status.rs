@@ -50,9 +50,11 @@ pub enum TransferState {
     Answered,
     /// The caller talks to the remote hotline.
     Bridged,
-    /// The remote did not take the call, and the caller could not be given back.
+    /// The remote did not take the call; the caller is back with the agent who was still
+    /// on the line, or the agent who had left is being called back.
     Failed,
-    /// After a failure, the caller is back with the agent.
+    /// The remote did not take the call after the agent had left, and the agent took the
+    /// call back.
     Recalled,
     /// The caller hung up or the engine shut down during the transfer.
     Cancelled,

@@ -32,13 +32,18 @@ impl Call {
             anchor.close_side_c();
         }
         self.notify_refer(status, cause, true).await;
-        self.recall_agent().await;
+        let agent_on_line = self.recall_agent().await;
         self.publish_transfer();
-        self.record_transfer();
+        // A call-back is recorded once the agent answers it or refuses it.
+        if agent_on_line {
+            self.record_transfer();
+        }
     }
 
-    /// Puts the caller back with the agent: re-bridged when the agent's leg is up.
-    async fn recall_agent(&mut self) {
+    /// Puts the caller back with the agent: re-bridged when the agent's leg is up (the
+    /// transfer stays `Failed`), otherwise by calling the agent back (it becomes
+    /// `Recalled` once the agent answers). Returns whether the agent was still on the line.
+    async fn recall_agent(&mut self) -> bool {
         self.a_peer = LegId::B;
         if self.b.up {
             if let Some(anchor) = &mut self.anchor
@@ -46,13 +51,11 @@ impl Call {
             {
                 warn!(%error, "failed to re-bridge the caller with the agent");
             }
-            if let Some(transfer) = &mut self.transfer {
-                transfer.status.state = TransferState::Recalled;
-            }
             self.release_agent_keys();
-            return;
+            return true;
         }
         self.call_agent_back().await;
+        false
     }
 
     /// The agent's leg is gone: call the agent again with the caller's media.
@@ -121,6 +124,7 @@ impl Call {
                     status = response.status,
                     "the agent did not take the call back"
                 );
+                self.record_transfer();
             }
             return;
         }
@@ -145,5 +149,6 @@ impl Call {
             transfer.status.state = TransferState::Recalled;
         }
         self.publish_transfer();
+        self.record_transfer();
     }
 }
