@@ -2,7 +2,7 @@
 //! a caller socket to the relay's side A and out of side B to an agent socket, and the
 //! RFC 4733 detector's cost per telephone-event packet.
 //!
-//! The relay runs on a one-worker tokio runtime, as it would on one core; the caller and
+//! The relay runs on a one-worker tokio runtime, as it would on one core. The caller and
 //! the agent are blocking sockets on the bench thread. "one in flight" measures the
 //! round through the kernel and the relay task for a lone packet (the latency), "16 in
 //! flight" sends a burst before reading it back (closer to the cost per packet under
@@ -41,7 +41,7 @@ fn remote(socket: &UdpSocket) -> RemoteEndpoint {
     }
 }
 
-/// A G.711 A-law packet (payload type 8) with the given sequence number.
+/// Builds a G.711 A-law packet (payload type 8) with the given sequence number.
 fn g711(sequence: u16) -> [u8; PACKET_LEN] {
     let mut packet = [0xd5; PACKET_LEN];
     packet[..12].copy_from_slice(&[0x80, 8, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78]);

@@ -64,7 +64,7 @@ fn parse_encode(c: &mut Criterion) {
     });
 }
 
-/// A session table with `CALLS_UP` calls, two Call-IDs each, plus the call the BYE in
+/// Builds a session table with `CALLS_UP` calls, two Call-IDs each, plus the call the BYE in
 /// the corpus belongs to. Returns the table and the receiver of that call's task.
 fn table_with_calls() -> (SessionTable, mpsc::Receiver<CallEvent>, Dialog) {
     let table = SessionTable::new();

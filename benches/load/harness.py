@@ -129,7 +129,7 @@ def wait_for(check, timeout, interval=0.2):
 
 
 def cpu_ticks(pid):
-    """utime + stime of a process and its threads, in clock ticks (proc(5))."""
+    """Returns utime + stime of a process and its threads, in clock ticks (proc(5))."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -173,7 +173,7 @@ def sipp(scenario, port, media_port, extra, target=None):
 
 
 def sipp_stats(path):
-    """The last line of a SIPp -trace_stat file as a dict of cumulative counters."""
+    """Returns the last line of a SIPp -trace_stat file as a dict of cumulative counters."""
     try:
         lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
     except OSError:
@@ -272,7 +272,7 @@ def start_engine(processes, engine, work, cpu=None):
 
 
 def cps_step(processes, work, name, target, uas_port, rate, seconds):
-    """One bounded step: `rate` calls per second for `seconds` through `target`."""
+    """Runs one bounded step: `rate` calls per second for `seconds` through `target`."""
     calls = rate * seconds
     tag = f"cps-{name}-{rate}"
     uas_stats = work / f"{tag}-uas.csv"
@@ -381,12 +381,14 @@ def measure_cps(processes, work, engine, plan):
 # --- b. transfer setup latency --------------------------------------------------------
 
 
-def measure_transfer(processes, work, engine, plan):
+def measure_transfer(processes, work, engine, plan, triggers):
     results = []
     pcap = work / "pcap"
     if not pcap.exists():
         pcap.symlink_to("/usr/share/sip-tester")
     for trigger, scenario in (("info", "agent_info.xml"), ("rfc4733", "agent_rfc4733.xml")):
+        if trigger not in triggers:
+            continue
         for calls_up in plan["transfer_calls_up"]:
             tag = f"transfer-{trigger}-{calls_up}"
             engine_process = start_engine(processes, engine, work)
@@ -849,9 +851,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", required=True, help="release binary of hotline-b2bua")
     parser.add_argument("--rtpgen", required=True, help="RTP generator built from benches/load/rtpgen.rs")
-    parser.add_argument("--smoke", action="store_true", help="a few calls per part, seconds long")
+    parser.add_argument("--smoke", action="store_true", help="a few calls per part, about two minutes in all")
     parser.add_argument("--only", default="cps,transfer,media,memory",
                         help="comma-separated parts to run: cps, transfer, media, memory")
+    parser.add_argument("--triggers", default="info,rfc4733",
+                        help="comma-separated transfer triggers to measure: info, rfc4733")
     parser.add_argument("--results", default=str(ROOT / "benches" / "results"), help="output directory")
     args = parser.parse_args()
     args.engine = str(Path(args.engine).resolve())
@@ -859,7 +863,7 @@ def main():
     parts = set(args.only.split(","))
     plan = SMOKE if args.smoke else FULL
 
-    # 5,000 calls hold four relay sockets each.
+    # 5,000 calls use four relay sockets each.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(hard, 65536), max(hard, 65536)))
@@ -879,7 +883,7 @@ def main():
         if "cps" in parts:
             result["cps"] = measure_cps(processes, work, args.engine, plan)
         if "transfer" in parts:
-            result["transfer"] = measure_transfer(processes, work, args.engine, plan)
+            result["transfer"] = measure_transfer(processes, work, args.engine, plan, args.triggers.split(","))
         if "media" in parts:
             result["media"] = measure_media(processes, work, args.engine, args.rtpgen, plan)
         if "memory" in parts:

@@ -4,7 +4,7 @@
 //!
 //! Every caller stream is sent from one "caller" socket and every agent stream from one
 //! "agent" socket, so the SDP of every call names the same two addresses and the
-//! generator needs no socket per call. Streams are told apart by SSRC: caller stream `i`
+//! generator needs no socket per call. Streams are identified by SSRC: caller stream `i`
 //! has SSRC `i`, agent stream `j` has `0x8000_0000 | j`. Each packet carries its send time
 //! (nanoseconds since the generator started, monotonic clock) in its first 8 payload bytes;
 //! sender and receivers share that clock, so the delay is measured on one host without

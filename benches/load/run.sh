@@ -4,7 +4,7 @@
 # benches/results/<date>-<host>.md, .json and .png.
 #
 #   benches/load/run.sh            the full run: about 30 minutes, wants a quiet machine
-#   benches/load/run.sh --smoke    a few calls per part, under two minutes
+#   benches/load/run.sh --smoke    a few calls per part, about two minutes
 #   benches/load/run.sh --only cps,memory
 #
 # Installs SIPp (sip-tester), Kamailio and rtpengine with apt-get when they are missing.
@@ -35,4 +35,4 @@ for line in sys.stdin:
     if message.get("target", {}).get("name") == "rtpgen" and message.get("executable"):
         print(message["executable"])')
 
-exec python3 benches/load/harness.py --engine target/release/hotline-b2bua --rtpgen "$rtpgen" "$@"
+exec python3 -B benches/load/harness.py --engine target/release/hotline-b2bua --rtpgen "$rtpgen" "$@"
