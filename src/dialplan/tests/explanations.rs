@@ -166,7 +166,10 @@ fn anonymous_identity_and_context() {
     );
     assert_eq!(
         header(&explanation, "User-to-User"),
-        Some("hex(matter=transport&work_order=${work_order}&agent=${agent});encoding=hex")
+        Some(
+            "hex(matter=transport&ticket=${work_order}&origin=${origin}&agent=${agent});\
+             encoding=hex;purpose=hotline-transfer"
+        )
     );
     assert_eq!(header(&explanation, "X-Work-Order"), Some("${work_order}"));
     assert_eq!(header(&explanation, "X-Caller"), Some("+8613800000000"));
