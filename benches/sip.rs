@@ -155,7 +155,7 @@ fn per_message(c: &mut Criterion) {
                 return 0;
             };
             let event = CallEvent::Request {
-                request,
+                request: Box::new(request),
                 source,
                 protocol: Protocol::Udp,
             };

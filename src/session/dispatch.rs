@@ -115,7 +115,7 @@ impl Dispatcher {
             return self.reply(&request, 482, "", target);
         }
         let event = CallEvent::Request {
-            request,
+            request: Box::new(request),
             source: inbound.source,
             protocol: inbound.protocol,
         };
@@ -174,7 +174,7 @@ impl Dispatcher {
         match self.ctx.table.get(&call_id) {
             Some(route) => {
                 let event = CallEvent::Response {
-                    response,
+                    response: Box::new(response),
                     source: self.ctx.local_addr(),
                 };
                 if route.sender.try_send(event).is_err() {

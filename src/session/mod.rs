@@ -46,13 +46,15 @@ use crate::trunk::Prober;
 /// An event for a call task.
 #[derive(Debug)]
 pub enum CallEvent {
+    // The messages are boxed so that a call's event queue stays small while it is idle:
+    // the queue allocates its slots in blocks, one event size each.
     Request {
-        request: Request,
+        request: Box<Request>,
         source: SocketAddr,
         protocol: Protocol,
     },
     Response {
-        response: Response,
+        response: Box<Response>,
         source: SocketAddr,
     },
     /// The grace period is over: end the call now.

@@ -164,7 +164,7 @@ pub(super) fn spawn(
     tokio::spawn(
         async move {
             let event = CallEvent::Request {
-                request: invite,
+                request: Box::new(invite),
                 source,
                 protocol,
             };
@@ -191,7 +191,15 @@ async fn run(
     };
     let a_call_id = request.call_id().ok();
     let (events, mut agent_events) = mpsc::channel(AGENT_EVENT_QUEUE);
-    let started = Call::start(Arc::clone(&ctx), session, request, source, protocol, events).await;
+    let started = Call::start(
+        Arc::clone(&ctx),
+        session,
+        *request,
+        source,
+        protocol,
+        events,
+    )
+    .await;
     let Some(mut call) = started else {
         if let Some(call_id) = a_call_id {
             ctx.table.remove(&call_id, session);
@@ -461,8 +469,8 @@ impl Call {
                 request,
                 source,
                 protocol,
-            } => self.on_request(request, source, protocol).await,
-            CallEvent::Response { response, .. } => self.on_response(response).await,
+            } => self.on_request(*request, source, protocol).await,
+            CallEvent::Response { response, .. } => self.on_response(*response).await,
             CallEvent::Terminate => {
                 self.shutting_down = true;
                 self.abort_transfer("engine shutting down").await;
