@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod baresip;
+pub mod linphone;
 pub mod pcap;
 pub mod plans;
 pub mod transfer;
