@@ -124,13 +124,18 @@ fn linphone_attended_transfer_bridges() {
     linphone.command("calls");
     linphone.expect_output("No active call.");
 
-    // The caller stayed up: one re-INVITE (the hold), no BYE.
-    // NOTE: the engine sends the caller no re-INVITE with a=sendrecv after the bridge, so
-    // a caller that honours the a=recvonly it answered stays silent toward the remote.
+    // The caller stayed up: the hold re-INVITE, then the engine's re-INVITE that takes it
+    // off hold toward the remote, and no BYE.
+    let invites = caller.received("INVITE");
     assert_eq!(
-        caller.received("INVITE").len(),
-        1,
-        "the caller should get only the hold re-INVITE:\n{}",
+        invites.len(),
+        2,
+        "the caller should get the hold and the resume re-INVITEs:\n{}",
+        caller.report()
+    );
+    assert!(
+        !invites[1].text.contains("a=sendonly") && !invites[1].text.contains("a=inactive"),
+        "the resume re-INVITE still holds the caller:\n{}",
         caller.report()
     );
     assert!(

@@ -326,6 +326,15 @@ impl Anchor {
         spec.is_some()
     }
 
+    /// Whether the caller's last SDP leaves it unable to talk to its peer: the agent put
+    /// the call on hold, so the caller sends nothing or receives nothing.
+    pub fn caller_on_hold(&self) -> bool {
+        self.received[index(LegId::A)]
+            .as_ref()
+            .and_then(|sdp| sdp.media.first())
+            .is_some_and(|media| media.direction != crate::sdp::Direction::SendRecv)
+    }
+
     /// Whether leg `peer`'s answer uses a first codec the caller also offered.
     pub fn codec_compatible(&self, peer: LegId) -> bool {
         let (Some(a), Some(other)) = (&self.received[0], &self.received[index(peer)]) else {

@@ -32,8 +32,11 @@ pub enum Purpose {
     Callback,
     /// The re-INVITE that points an adopted remote leg at this call's relay (client).
     Adopt,
-    /// A request of the engine's own whose response needs no handling (NOTIFY, re-INVITE
-    /// of the caller after a transfer).
+    /// A re-INVITE the engine sends the caller after a transfer, to take it off hold or
+    /// to the remote's codec (client).
+    CallerReinvite,
+    /// A request of the engine's own whose response needs no handling, such as the
+    /// NOTIFYs of a REFER.
     Local,
 }
 

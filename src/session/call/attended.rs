@@ -27,6 +27,8 @@ pub struct SurrenderedLeg {
     pub target: Target,
     /// The remote's last SDP, to keep its codec.
     pub remote_sdp: Option<Bytes>,
+    /// The destination id the consultation call was routed to.
+    pub destination: String,
 }
 
 impl Call {
@@ -93,7 +95,7 @@ impl Call {
     /// Takes over the remote's leg: route its Call-ID here, point it at side C with a
     /// re-INVITE, and wait for the answer to bridge.
     async fn adopt_leg(&mut self, leg: SurrenderedLeg) {
-        let order = TransferOrder::to(TriggerKind::ReferReplaces, "");
+        let order = TransferOrder::to(TriggerKind::ReferReplaces, &leg.destination);
         let id = self.ctx.next_transfer_id();
         let call_id = self.a.dialog.call_id.to_string();
         let mut status = crate::session::TransferStatus::new(id, self.session, &call_id, &order);
@@ -145,6 +147,9 @@ impl Call {
             Instant::now(),
         )
         .await;
+        if let Some(transfer) = &mut self.transfer {
+            transfer.status.milestones.invite_sent = Some(crate::cdr::Moment::now());
+        }
     }
 
     /// The remote answered the re-INVITE toward the caller's relay.
@@ -186,6 +191,13 @@ impl Call {
         if let Some(transfer) = &mut self.transfer {
             transfer.mark_answered();
         }
+        let reinvite = self
+            .anchor
+            .as_ref()
+            .is_some_and(|anchor| anchor.caller_on_hold() || !anchor.codec_compatible(LegId::C));
+        if reinvite {
+            self.reinvite_caller_for_c().await;
+        }
         self.complete_transfer().await;
     }
 
@@ -213,6 +225,7 @@ impl Call {
                 .anchor
                 .as_ref()
                 .and_then(|anchor| anchor.received_body(LegId::B)),
+            destination: self.direct_destination.clone().unwrap_or_default(),
         };
         if reply.send(Ok(leg)).is_err() {
             return;

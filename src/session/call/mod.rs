@@ -111,6 +111,8 @@ pub(super) struct Call {
     a_peer: LegId,
     /// The routing this call started with; a reload does not change it.
     router: Arc<dyn Router>,
+    /// The destination a call whose Request-URI named a remote hotline was routed to.
+    direct_destination: Option<String>,
     /// Where the relay copies the agent's telephone events.
     agent_events: mpsc::Sender<TelephoneEventPacket>,
     transfer: Option<Transfer>,
@@ -321,6 +323,7 @@ impl Call {
             c: unused_c,
             a_peer: LegId::B,
             dtmf: AgentKeys::new(router.inter_digit_timeout(), router.key_prefixes()),
+            direct_destination: direct.as_ref().map(|routed| routed.destination.clone()),
             router,
             agent_events,
             transfer: None,

@@ -50,6 +50,7 @@ impl Call {
             Purpose::TransferInvite => self.on_transfer_response(response).await,
             Purpose::Callback => self.on_callback_response(response).await,
             Purpose::Adopt => self.on_adopt_response(response).await,
+            Purpose::CallerReinvite => self.on_caller_reinvite_response(response).await,
             Purpose::Relay => self.relay_response(index, leg, response).await,
             Purpose::Bye if response.status >= 200 => {
                 self.txns.retain(|txn| !txn.is_terminated());
@@ -214,6 +215,36 @@ impl Call {
             return;
         }
         self.respond(link.from, &link.server_branch, relayed).await;
+    }
+
+    /// The caller answered the engine's re-INVITE: take its SDP and acknowledge.
+    async fn on_caller_reinvite_response(&mut self, response: Response) {
+        if !response.is_success() {
+            if response.status >= 300 {
+                debug!(
+                    status = response.status,
+                    "caller refused the engine's re-INVITE"
+                );
+            }
+            return;
+        }
+        let seq = response.cseq().map(|cseq| cseq.seq).unwrap_or(0);
+        if self
+            .last_acks
+            .iter()
+            .any(|(leg, acked, _, _)| *leg == LegId::A && *acked == seq)
+        {
+            return self.resend_ack(LegId::A, seq).await;
+        }
+        if response.has_sdp()
+            && let Some(anchor) = &mut self.anchor
+            && let Err(error) = anchor.accept_sdp(LegId::A, response.body())
+        {
+            debug!(%error, "invalid sdp from the caller");
+        }
+        let ack = self.a.dialog.request(Method::Ack, Some(seq));
+        let target = self.a.target;
+        self.send_ack(LegId::A, ack, target).await;
     }
 
     /// Sends an ACK for a 2xx; it is its own transaction (RFC 3261 §17.1.1.3), so it is

@@ -476,7 +476,7 @@ impl Call {
             if let Err(error) = anchor.bridge(LegId::C) {
                 warn!(%error, "failed to bridge media to the remote hotline");
             }
-            reinvite = !anchor.codec_compatible(LegId::C);
+            reinvite = !anchor.codec_compatible(LegId::C) || anchor.caller_on_hold();
         }
         self.a_peer = LegId::C;
         if let Some(transfer) = &mut self.transfer {
@@ -575,8 +575,10 @@ impl Call {
         self.fail_transfer(480, "no answer").await;
     }
 
-    /// Offers the remote's codec to the caller when the caller's current one differs.
-    async fn reinvite_caller_for_c(&mut self) {
+    /// Re-INVITEs the caller with the remote's media: when the remote chose a codec the
+    /// caller's current one differs from, or when the agent had put the caller on hold
+    /// before transferring (a softphone usually does), which the remote must not inherit.
+    pub(super) async fn reinvite_caller_for_c(&mut self) {
         // NOTE: the caller's answer to this re-INVITE is not checked against the remote's
         // codec; a caller that rejects it keeps its codec and the relay cannot transcode.
         let Some(anchor) = &mut self.anchor else {
@@ -593,7 +595,7 @@ impl Call {
             LegId::A,
             &mut reinvite,
             target,
-            Purpose::Local,
+            Purpose::CallerReinvite,
             Instant::now(),
         )
         .await;
