@@ -204,7 +204,10 @@ impl EngineHandle {
         };
         route
             .sender
-            .send(CallEvent::Transfer { order, reply })
+            .send(CallEvent::Transfer {
+                order: Box::new(order),
+                reply,
+            })
             .await
             .map_err(|_| internal("the call has ended"))?;
         let started = outcome.await.map_err(|_| internal("the call has ended"))?;

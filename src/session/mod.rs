@@ -62,12 +62,12 @@ pub enum CallEvent {
     /// Hand the leg toward the remote over to another call, for an attended transfer
     /// whose Replaces names this call's dialog with the agent.
     Surrender {
-        replaces: crate::sip::headers::Replaces,
+        replaces: Box<crate::sip::headers::Replaces>,
         reply: tokio::sync::oneshot::Sender<Result<call::SurrenderedLeg, u16>>,
     },
     /// Start a transfer; the outcome of the start goes back on `reply`.
     Transfer {
-        order: TransferOrder,
+        order: Box<TransferOrder>,
         reply: tokio::sync::oneshot::Sender<Result<TransferStatus, StartError>>,
     },
 }

@@ -71,7 +71,10 @@ impl Call {
         let (reply, answer) = oneshot::channel();
         let asked = route
             .sender
-            .send(CallEvent::Surrender { replaces, reply })
+            .send(CallEvent::Surrender {
+                replaces: Box::new(replaces),
+                reply,
+            })
             .await;
         let surrendered = match asked {
             Ok(()) => answer.await.unwrap_or(Err(481)),

@@ -479,9 +479,9 @@ impl Call {
                 self.abort_transfer("engine shutting down").await;
                 self.hang_up(None).await;
             }
-            CallEvent::Surrender { replaces, reply } => self.on_surrender(replaces, reply).await,
+            CallEvent::Surrender { replaces, reply } => self.on_surrender(*replaces, reply).await,
             CallEvent::Transfer { order, reply } => {
-                let outcome = self.on_transfer_order(order).await;
+                let outcome = self.on_transfer_order(*order).await;
                 let _ = reply.send(outcome);
             }
         }
