@@ -127,12 +127,8 @@ impl Call {
         let id = self.ctx.next_transfer_id();
         let call_id = self.a.dialog.call_id.to_string();
         let status = TransferStatus::new(id, self.session, &call_id, &order);
-        info!(
-            transfer = id,
-            destination = %routed.destination,
-            kind = ?order.kind,
-            "transfer started"
-        );
+        let destination = routed.destination.clone();
+        let kind = order.kind;
         self.transfer = Some(Transfer {
             status: status.clone(),
             order,
@@ -151,6 +147,9 @@ impl Call {
             anchor.ringback(true);
         }
         self.try_next_gateway().await;
+        // Logged once the INVITE is out: a log line is a write to standard error, which
+        // would otherwise count in the engine-added setup latency.
+        info!(transfer = id, %destination, ?kind, "transfer started");
         self.publish_transfer();
         Ok(self
             .transfer
