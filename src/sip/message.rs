@@ -12,7 +12,7 @@ use super::framing::{self, FrameError};
 use super::headers::CSeq;
 use super::ids::{Branch, CallId, Tag};
 use super::method::Method;
-use super::normalize::{self, NormalizeError};
+use super::normalize::{self, NormalizeError, is_token_byte};
 use super::uri::{NameAddr, Uri, Via};
 
 /// Why a message could not be read. The display text is short enough for a reason phrase.
@@ -153,11 +153,6 @@ fn parse_headers(section: &[u8]) -> Result<rsip::Headers, ParseError> {
         headers.push(Header::Other(name.to_owned(), value.trim().to_owned()));
     }
     Ok(headers.into())
-}
-
-/// RFC 3261 §25.1 `token` characters, which a header name consists of.
-fn is_token_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&byte)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

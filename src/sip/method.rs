@@ -85,10 +85,7 @@ impl fmt::Display for Method {
 
 /// RFC 3261 §25.1 `token`.
 fn is_token(text: &str) -> bool {
-    !text.is_empty()
-        && text
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&byte))
+    !text.is_empty() && text.bytes().all(super::normalize::is_token_byte)
 }
 
 #[cfg(test)]
