@@ -154,6 +154,11 @@ impl Dialog {
         Ok(())
     }
 
+    /// The local party as written in From (UAC) or To (UAS), without the tag.
+    pub fn local_party(&self) -> &str {
+        &self.local_party
+    }
+
     /// The From header value for requests the engine sends on this dialog.
     pub fn local_header(&self) -> String {
         format!("{};tag={}", self.local_party, self.local_tag)

@@ -15,7 +15,7 @@ use crate::dialog::Dialog;
 use crate::session::outbound::ALLOW;
 use crate::session::routing::Routed;
 use crate::session::transactions::Purpose;
-use crate::session::{CallEvent, LegId, Route, TransferOrder, TransferState, TriggerKind};
+use crate::session::{CallEvent, LegId, TransferOrder, TransferState, TriggerKind};
 use crate::sip::headers::Replaces;
 use crate::sip::{Branch, CallId, Headers, Method, Request, Response};
 use crate::transport::Target;
@@ -106,21 +106,12 @@ impl Call {
         info!(transfer = id, call_id = %leg.dialog.call_id, "attended transfer: adopting the remote leg");
         self.transfer = Some(super::Transfer::adopted(status, order, Routed::empty()));
 
-        if let Some(route) = self.ctx.table.get(&self.a.dialog.call_id) {
-            self.ctx.table.reassign(
-                leg.dialog.call_id.clone(),
-                Route {
-                    session: self.session,
-                    leg: LegId::C,
-                    sender: route.sender,
-                },
-            );
-        }
-        self.c = Leg {
+        let adopted = Leg {
             dialog: leg.dialog,
             target: leg.target,
             up: true,
         };
+        self.install_leg(LegId::C, adopted);
 
         let offer = match &mut self.anchor {
             Some(anchor) => {

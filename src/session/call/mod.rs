@@ -516,6 +516,28 @@ impl Call {
         }
     }
 
+    /// Replaces leg `id` with `leg` and moves the table route from the old leg's Call-ID
+    /// to the new one, so that the new leg's messages reach this call.
+    fn install_leg(&mut self, id: LegId, leg: Leg) {
+        let old = self.leg(id).dialog.call_id.clone();
+        self.ctx.table.remove(&old, self.session);
+        let new = leg.dialog.call_id.clone();
+        *self.leg_mut(id) = leg;
+        if let Some(route) = self.ctx.table.get(&self.a.dialog.call_id) {
+            let route = Route {
+                session: self.session,
+                leg: id,
+                sender: route.sender,
+            };
+            self.ctx.table.reassign(new, route);
+        }
+    }
+
+    /// A new Call-ID for a leg the engine starts.
+    fn new_call_id(&self) -> CallId {
+        CallId::generate(&outbound::host_port(self.ctx.local_addr()))
+    }
+
     /// The leg whose requests and media a leg's are relayed to: the caller and the leg it
     /// is bridged with relay to each other; any other leg has no peer.
     fn peer(&self, leg: LegId) -> Option<LegId> {

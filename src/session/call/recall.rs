@@ -9,8 +9,8 @@ use super::{Call, Leg};
 use crate::dialog::Dialog;
 use crate::session::outbound::{self, ALLOW};
 use crate::session::transactions::Purpose;
-use crate::session::{LegId, Route, TransferState};
-use crate::sip::{CallId, Headers, Method, Response};
+use crate::session::{LegId, TransferState};
+use crate::sip::{Headers, Method, Response};
 
 impl Call {
     /// Ends the transfer as failed and gives the caller back to the agent (首接负责).
@@ -71,30 +71,14 @@ impl Call {
             .anchor
             .as_mut()
             .and_then(|anchor| anchor.offer_from_caller(LegId::B).ok());
-        let old_call_id = self.b.dialog.call_id.clone();
-        self.ctx.table.remove(&old_call_id, self.session);
-        let call_id = CallId::generate(&outbound::host_port(self.ctx.local_addr()));
-        let local_party = self.b.dialog.local_header();
-        let local_party = local_party
-            .split(";tag=")
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        self.b = Leg {
-            dialog: Dialog::new_uac(call_id.clone(), local_party, format!("<{agent}>"), agent),
+        let local_party = self.b.dialog.local_party().to_owned();
+        let dialog = Dialog::new_uac(self.new_call_id(), local_party, format!("<{agent}>"), agent);
+        let leg = Leg {
+            dialog,
             target,
             up: false,
         };
-        if let Some(route) = self.ctx.table.get(&self.a.dialog.call_id) {
-            self.ctx.table.insert(
-                call_id,
-                Route {
-                    session: self.session,
-                    leg: LegId::B,
-                    sender: route.sender,
-                },
-            );
-        }
+        self.install_leg(LegId::B, leg);
         let mut invite = self.b.dialog.request(Method::Invite, None);
         invite.push_header("Allow", ALLOW);
         invite.push_header("User-Agent", self.ctx.config.sip.user_agent.as_str());

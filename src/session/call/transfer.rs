@@ -25,8 +25,8 @@ use crate::dialog::Dialog;
 use crate::session::outbound::{self, ALLOW};
 use crate::session::routing::{ChannelSlot, GatewayOutcome, RouteRequest, Routed};
 use crate::session::transactions::Purpose;
-use crate::session::{LegId, Route, TransferOrder, TransferState, TransferStatus};
-use crate::sip::{CallId, Headers, Method, Response};
+use crate::session::{LegId, TransferOrder, TransferState, TransferStatus};
+use crate::sip::{Headers, Method, Response};
 
 /// A transfer in progress or finished, owned by its call.
 pub(in crate::session) struct Transfer {
@@ -220,30 +220,19 @@ impl Call {
         let ring_timeout = transfer.routed.ring_timeout;
 
         // A new leg C for every attempt: its own Call-ID, tags and CSeq.
-        let old_call_id = self.c.dialog.call_id.clone();
-        self.ctx.table.remove(&old_call_id, self.session);
-        let call_id = CallId::generate(&outbound::host_port(self.ctx.local_addr()));
         let remote_party = format!("<{}>", gateway.request_uri);
-        self.c = Leg {
-            dialog: Dialog::new_uac(
-                call_id.clone(),
-                from,
-                remote_party,
-                gateway.request_uri.clone(),
-            ),
+        let dialog = Dialog::new_uac(
+            self.new_call_id(),
+            from,
+            remote_party,
+            gateway.request_uri.clone(),
+        );
+        let leg = Leg {
+            dialog,
             target: gateway.target,
             up: false,
         };
-        if let Some(route) = self.ctx.table.get(&self.a.dialog.call_id) {
-            self.ctx.table.insert(
-                call_id,
-                Route {
-                    session: self.session,
-                    leg: LegId::C,
-                    sender: route.sender,
-                },
-            );
-        }
+        self.install_leg(LegId::C, leg);
 
         let offer = match self
             .anchor
