@@ -64,20 +64,28 @@ impl Call {
     }
 
     /// Sends a response through the server transaction `branch` on `leg`.
-    pub(super) async fn respond(&mut self, leg: LegId, branch: &Branch, mut response: Response) {
-        let Some(method) = response
+    pub(super) async fn respond(&mut self, leg: LegId, branch: &Branch, response: Response) {
+        self.respond_encoded(leg, branch, response).await;
+    }
+
+    /// Sends a response as [`Call::respond`] does and returns its encoded bytes, or `None`
+    /// when no server transaction took it.
+    pub(super) async fn respond_encoded(
+        &mut self,
+        leg: LegId,
+        branch: &Branch,
+        mut response: Response,
+    ) -> Option<Bytes> {
+        let method = response
             .cseq()
             .ok()
-            .and_then(|cseq| cseq.method.parse::<Method>().ok())
-        else {
-            return;
-        };
+            .and_then(|cseq| cseq.method.parse::<Method>().ok())?;
         let Some(index) = self.find_server(leg, branch, &method) else {
             debug!(
                 status = response.status,
                 "no server transaction for response"
             );
-            return;
+            return None;
         };
         if response.header("Server").is_none() {
             response.push_header("Server", self.ctx.config.sip.user_agent.as_str());
@@ -85,10 +93,11 @@ impl Call {
         let bytes = response.encode();
         let status = response.status;
         let now = Instant::now();
-        match self.txns[index].send_response(status, bytes, now) {
+        match self.txns[index].send_response(status, bytes.clone(), now) {
             Ok(actions) => self.run_actions(index, actions, None).await,
             Err(error) => debug!(%error, "response discarded by its transaction"),
         }
+        Some(bytes)
     }
 
     /// Adds Via (and Contact on dialog-forming and target-refresh requests), starts a client
@@ -407,14 +416,10 @@ impl Call {
             .iter()
             .find(|txn| txn.is_server() && txn.leg == leg && txn.branch == *branch)
             .map(|txn| txn.target);
-        let bytes = {
-            let mut response = response.clone();
-            if response.header("Server").is_none() {
-                response.push_header("Server", self.ctx.config.sip.user_agent.as_str());
-            }
-            response.encode()
+        // The retransmissions repeat exactly the bytes the transaction sent.
+        let Some(bytes) = self.respond_encoded(leg, branch, response).await else {
+            return;
         };
-        self.respond(leg, branch, response).await;
         let Some(target) = target else {
             return;
         };
