@@ -15,7 +15,7 @@ use super::method::Method;
 use super::normalize::{self, NormalizeError, is_token_byte};
 use super::uri::{NameAddr, Uri, Via};
 
-/// Why a message could not be read. The display text is short enough for a reason phrase.
+/// The reason a message could not be read. The display text is short enough for a reason phrase.
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     #[error("{0}")]

@@ -51,7 +51,7 @@ impl Call {
             _ => None,
         };
         if let Some((status, reason)) = status {
-            info!(call_id = %consult_id, status, "refer with replaces refused");
+            info!(call_id = %consult_id, status, "refer with replaces rejected");
             let response = self.response_to(LegId::B, &request, status, reason);
             return self.respond(LegId::B, branch, response).await;
         }

@@ -12,8 +12,9 @@
 //!  BYE ────────────────────▶ 200, BYE ───────────────▶
 //! ```
 //!
-//! The task never blocks on the network: it sleeps until the earliest transaction timer,
-//! the ring timeout or a 2xx retransmission, and handles events in arrival order.
+//! The task waits on the network only to hand a message to its socket or TCP queue. It
+//! sleeps until the earliest transaction timer, ring timeout or 2xx retransmission, and
+//! handles events in arrival order.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,7 +71,7 @@ enum Phase {
 /// One leg's addressing and dialog.
 struct Leg {
     dialog: Dialog,
-    /// Where requests to this leg are sent.
+    /// The transport target of requests to this leg.
     target: Target,
     /// Whether the leg still needs a BYE to end.
     up: bool,
@@ -113,7 +114,7 @@ pub(super) struct Call {
     router: Arc<dyn Router>,
     /// The destination a call whose Request-URI named a remote hotline was routed to.
     direct_destination: Option<String>,
-    /// Where the relay copies the agent's telephone events.
+    /// The channel the relay copies the agent's telephone events to.
     agent_events: mpsc::Sender<TelephoneEventPacket>,
     transfer: Option<Transfer>,
     dtmf: AgentKeys,

@@ -83,7 +83,7 @@ impl Transfer {
     }
 }
 
-/// Why a transfer could not start, for the trigger's reply.
+/// The reason a transfer could not start, returned to its trigger.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StartError {
     #[error("{0}")]
@@ -356,7 +356,7 @@ impl Call {
         let value = match crate::sip::digest::authorization(&challenge, &answer) {
             Ok(value) => value,
             Err(error) => {
-                warn!(%error, "cannot answer the trunk's challenge");
+                warn!(%error, "failed to respond to the trunk's digest challenge");
                 return false;
             }
         };
@@ -476,7 +476,7 @@ impl Call {
         self.complete_transfer().await;
     }
 
-    /// The caller now talks to the remote hotline: release the agent and close the record.
+    /// Releases the agent and closes the record once the caller talks to the remote hotline.
     pub(super) async fn complete_transfer(&mut self) {
         let Some(transfer) = &mut self.transfer else {
             return;
@@ -528,7 +528,7 @@ impl Call {
         self.fail_transfer(status, &cause).await;
     }
 
-    /// The INVITE on leg C failed to be sent or timed out.
+    /// Handles an INVITE on leg C that could not be sent or timed out.
     pub(super) async fn on_transfer_timeout(&mut self, timed_out: bool) {
         let gateway = self
             .transfer
@@ -545,7 +545,7 @@ impl Call {
         self.on_transfer_rejected(status, "", true).await;
     }
 
-    /// The remote rang too long: cancel it and recall.
+    /// Cancels the remote when it has rung too long, and recalls the agent.
     pub(super) async fn on_transfer_deadline(&mut self, now: Instant) {
         let due = self
             .transfer
