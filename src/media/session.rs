@@ -28,7 +28,7 @@ pub struct MediaSession {
     hold: watch::Sender<bool>,
     inactivity_timeout: Option<Duration>,
     /// Telephone-event observers of sides A, B and C, for streams added later.
-    observers: [Option<mpsc::Sender<TelephoneEventPacket>>; 3],
+    observers: [Option<mpsc::Sender<Box<TelephoneEventPacket>>>; 3],
     /// Whether side C (a transfer target) has sockets.
     side_c: bool,
 }
@@ -95,7 +95,7 @@ impl MediaSession {
         let (control, control_receiver) = mpsc::unbounded_channel();
         if let Some(c) = c {
             // The receiver is alive: it is handed to the relay below.
-            let _ = control.send(Control::Side(Side::C, Some(c)));
+            let _ = control.send(Control::Side(Side::C, Some(Box::new(c))));
         }
         for side in [Side::A, Side::B, Side::C] {
             if let Some(observer) = &self.observers[side.index()] {
@@ -156,7 +156,9 @@ impl MediaSession {
         }
         for (stream, pair) in self.streams.iter_mut().zip(pairs) {
             stream.local[Side::C.index()] = Some(pair.rtp_addr());
-            let _ = stream.control.send(Control::Side(Side::C, Some(pair)));
+            let _ = stream
+                .control
+                .send(Control::Side(Side::C, Some(Box::new(pair))));
         }
         self.side_c = true;
         Ok(())
@@ -227,7 +229,7 @@ impl MediaSession {
         stream: usize,
         remote: RemoteEndpoint,
     ) -> Result<(), MediaError> {
-        self.send(stream, Control::Remote(side, remote))
+        self.send(stream, Control::Remote(side, Box::new(remote)))
     }
 
     /// Replaces the payload-type map of `stream`.
@@ -246,7 +248,7 @@ impl MediaSession {
     pub fn set_event_observer(
         &mut self,
         side: Side,
-        observer: Option<mpsc::Sender<TelephoneEventPacket>>,
+        observer: Option<mpsc::Sender<Box<TelephoneEventPacket>>>,
     ) {
         self.observers[side.index()].clone_from(&observer);
         for stream in &self.streams {

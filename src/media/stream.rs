@@ -1,10 +1,12 @@
 //! One relay stream: the task that forwards RTP and RTCP of one `m=` line between the
 //! sides, with symmetric-RTP latching and counters.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,6 +37,22 @@ const MAX_DATAGRAM: usize = 4096;
 
 /// How many datagrams one socket may relay before the task looks at its other sockets.
 const BATCH: usize = 32;
+
+thread_local! {
+    /// The receive buffer of the relay tasks running on this thread. A stream borrows it
+    /// only inside one synchronous drain, so streams need no buffer of their own.
+    static BUFFER: RefCell<[u8; MAX_DATAGRAM]> = const { RefCell::new([0; MAX_DATAGRAM]) };
+}
+
+/// The six sockets a stream may have, in the order they are polled.
+const SOCKETS: [(Side, Port); 6] = [
+    (Side::A, Port::Rtp),
+    (Side::A, Port::Rtcp),
+    (Side::B, Port::Rtp),
+    (Side::B, Port::Rtcp),
+    (Side::C, Port::Rtp),
+    (Side::C, Port::Rtcp),
+];
 
 /// Counters of one side of one stream, since the stream started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -114,11 +132,11 @@ impl Activity {
 /// Changes sent from the session handle to a stream task.
 #[derive(Debug)]
 pub(super) enum Control {
-    Remote(Side, RemoteEndpoint),
+    Remote(Side, Box<RemoteEndpoint>),
     PayloadMap(Box<PayloadMap>),
-    Observer(Side, Option<mpsc::Sender<TelephoneEventPacket>>),
+    Observer(Side, Option<mpsc::Sender<Box<TelephoneEventPacket>>>),
     /// Adds the sockets of a side (C) or removes them (`None`).
-    Side(Side, Option<PortPair>),
+    Side(Side, Option<Box<PortPair>>),
     /// Sets where packets from a side go; `None` drops them.
     Route(Side, Option<Side>),
     /// Starts (or stops, with `None`) generated ringback toward side A.
@@ -170,6 +188,14 @@ enum Port {
     Rtcp,
 }
 
+/// What woke a stream's task.
+enum Wake {
+    /// A change from the session handle; `None` once the handle is dropped.
+    Control(Option<Control>),
+    Readable(Side, Port, io::Result<()>),
+    Ringback,
+}
+
 /// The source address a side is latched to.
 #[derive(Debug, Default)]
 struct Latch {
@@ -214,7 +240,7 @@ struct Leg {
     remote: Option<RemoteEndpoint>,
     rtp_latch: Latch,
     rtcp_latch: Latch,
-    observer: Option<mpsc::Sender<TelephoneEventPacket>>,
+    observer: Option<mpsc::Sender<Box<TelephoneEventPacket>>>,
 }
 
 impl Leg {
@@ -243,6 +269,13 @@ impl Leg {
         }
     }
 
+    fn socket(&self, port: Port) -> &UdpSocket {
+        match port {
+            Port::Rtp => &self.sockets.rtp,
+            Port::Rtcp => &self.sockets.rtcp,
+        }
+    }
+
     fn set_remote(&mut self, remote: RemoteEndpoint) {
         let moved = self.remote.is_some_and(|old| old.rtp != remote.rtp);
         if moved {
@@ -266,7 +299,9 @@ pub(super) struct Relay {
     counters: Arc<[SideCounters; 3]>,
     activity: Arc<Activity>,
     control: mpsc::UnboundedReceiver<Control>,
-    buffer: Box<[u8]>,
+    /// The socket polled first on the next wake-up, so that a busy socket cannot starve
+    /// the others.
+    first_polled: usize,
 }
 
 impl Relay {
@@ -288,38 +323,59 @@ impl Relay {
             counters,
             activity,
             control,
-            buffer: vec![0; MAX_DATAGRAM].into_boxed_slice(),
+            first_polled: 0,
         }
     }
 
     /// Relays until the session handle is dropped.
-    pub(super) async fn run(mut self) {
-        loop {
-            let (side, port, ready) = tokio::select! {
-                command = self.control.recv() => {
-                    match command {
-                        Some(command) => self.apply(command),
-                        None => return,
+    ///
+    /// The task polls its sockets by hand rather than through one future per socket, so
+    /// an idle stream costs only its state.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would keep a second copy of the relay in its future"
+    )]
+    pub(super) fn run(mut self) -> impl Future<Output = ()> {
+        async move {
+            loop {
+                match std::future::poll_fn(|cx| self.poll_wake(cx)).await {
+                    Wake::Control(Some(command)) => self.apply(command),
+                    Wake::Control(None) => return,
+                    Wake::Readable(side, port, Ok(())) => self.drain(side, port),
+                    Wake::Readable(side, port, Err(error)) => {
+                        warn!(stream = self.index, ?side, ?port, %error,
+                            "relay socket failed, stream stopped");
+                        return;
                     }
-                    continue;
+                    Wake::Ringback => self.send_ringback(),
                 }
-                ready = readable(&self.legs[0], Port::Rtp) => (Side::A, Port::Rtp, ready),
-                ready = readable(&self.legs[0], Port::Rtcp) => (Side::A, Port::Rtcp, ready),
-                ready = readable(&self.legs[1], Port::Rtp) => (Side::B, Port::Rtp, ready),
-                ready = readable(&self.legs[1], Port::Rtcp) => (Side::B, Port::Rtcp, ready),
-                ready = readable(&self.legs[2], Port::Rtp) => (Side::C, Port::Rtp, ready),
-                ready = readable(&self.legs[2], Port::Rtcp) => (Side::C, Port::Rtcp, ready),
-                () = tick(&mut self.ringback) => {
-                    self.send_ringback();
-                    continue;
-                }
-            };
-            if let Err(error) = ready {
-                warn!(stream = self.index, ?side, ?port, %error, "relay socket failed, stream stopped");
-                return;
             }
-            self.drain(side, port);
         }
+    }
+
+    /// Returns the first thing that needs the task: a control message, a readable socket
+    /// (starting from a different socket each time) or a ringback packet due.
+    fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
+        if let Poll::Ready(command) = self.control.poll_recv(cx) {
+            return Poll::Ready(Wake::Control(command));
+        }
+        let start = self.first_polled;
+        for offset in 0..SOCKETS.len() {
+            let (side, port) = SOCKETS[(start + offset) % SOCKETS.len()];
+            let Some(leg) = &self.legs[side.index()] else {
+                continue;
+            };
+            if let Poll::Ready(ready) = leg.socket(port).poll_recv_ready(cx) {
+                self.first_polled = (start + offset + 1) % SOCKETS.len();
+                return Poll::Ready(Wake::Readable(side, port, ready));
+            }
+        }
+        if let Some((_, interval)) = &mut self.ringback
+            && interval.poll_tick(cx).is_ready()
+        {
+            return Poll::Ready(Wake::Ringback);
+        }
+        Poll::Pending
     }
 
     fn apply(&mut self, command: Control) {
@@ -328,7 +384,7 @@ impl Relay {
                 debug!(stream = self.index, ?side, rtp = %remote.rtp, rtcp_mux = remote.rtcp_mux,
                     "media remote set");
                 if let Some(leg) = &mut self.legs[side.index()] {
-                    leg.set_remote(remote);
+                    leg.set_remote(*remote);
                 }
             }
             Control::PayloadMap(map) => self.map = *map,
@@ -342,7 +398,7 @@ impl Relay {
                     .as_mut()
                     .and_then(|leg| leg.observer.take());
                 self.legs[side.index()] = sockets.map(|sockets| {
-                    let mut leg = Leg::new(sockets);
+                    let mut leg = Leg::new(*sockets);
                     leg.observer = observer;
                     leg
                 });
@@ -397,50 +453,48 @@ impl Relay {
         let Some((generator, _)) = &mut self.ringback else {
             return;
         };
-        let length = generator.next_packet(&mut self.buffer);
+        let mut packet = [0; super::tone::PACKET_BYTES];
+        let length = generator.next_packet(&mut packet);
         let Some(leg) = &self.legs[Side::A.index()] else {
             return;
         };
         if let Some((socket, destination)) = leg.destination(PacketKind::Rtp) {
-            let _ = socket.try_send_to(&self.buffer[..length], destination);
+            let _ = socket.try_send_to(&packet[..length], destination);
         }
     }
 
     /// Relays the datagrams waiting on one socket, up to [`BATCH`].
     fn drain(&mut self, side: Side, port: Port) {
-        for _ in 0..BATCH {
-            let Some(leg) = &self.legs[side.index()] else {
-                return;
-            };
-            let socket = match port {
-                Port::Rtp => &leg.sockets.rtp,
-                Port::Rtcp => &leg.sockets.rtcp,
-            };
-            match socket.try_recv_from(&mut self.buffer) {
-                Ok((length, source)) => self.relay(side, port, length, source),
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
-                Err(error) => {
-                    trace!(stream = self.index, ?side, %error, "relay receive failed");
+        BUFFER.with_borrow_mut(|buffer| {
+            for _ in 0..BATCH {
+                let Some(leg) = &self.legs[side.index()] else {
                     return;
+                };
+                match leg.socket(port).try_recv_from(buffer) {
+                    Ok((length, source)) => self.relay(side, port, &mut buffer[..length], source),
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(error) => {
+                        trace!(stream = self.index, ?side, %error, "relay receive failed");
+                        return;
+                    }
                 }
             }
-        }
+        });
     }
 
-    /// Validates, latches, translates and forwards one datagram of `length` bytes in the
-    /// buffer.
-    fn relay(&mut self, side: Side, port: Port, length: usize, source: SocketAddr) {
+    /// Validates, latches, translates and forwards one received datagram.
+    fn relay(&mut self, side: Side, port: Port, datagram: &mut [u8], source: SocketAddr) {
         let counters = &self.counters[side.index()];
         increment(&counters.packets_received, 1);
-        increment(&counters.bytes_received, length);
+        increment(&counters.bytes_received, datagram.len());
 
-        let Some(kind) = self.admit(side, port, length, source) else {
+        let Some(kind) = self.admit(side, port, datagram, source) else {
             return;
         };
-        if kind == PacketKind::Rtp && !self.translate(side, length, source) {
+        if kind == PacketKind::Rtp && !self.translate(side, datagram, source) {
             return;
         }
-        self.forward(side, kind, length);
+        self.forward(side, kind, datagram);
     }
 
     /// Classifies the datagram and applies the latching rule; returns `None`, counting the
@@ -449,17 +503,17 @@ impl Relay {
         &mut self,
         side: Side,
         port: Port,
-        length: usize,
+        datagram: &[u8],
         source: SocketAddr,
     ) -> Option<PacketKind> {
         let counters = &self.counters[side.index()];
-        let kind = match (port, packet::classify(&self.buffer[..length])) {
-            _ if length == MAX_DATAGRAM => None,
+        let kind = match (port, packet::classify(datagram)) {
+            _ if datagram.len() == MAX_DATAGRAM => None,
             (Port::Rtcp, Some(PacketKind::Rtp)) => None,
             (_, kind) => kind,
         };
         let Some(kind) = kind else {
-            trace!(stream = self.index, ?side, %source, length, "dropped non-RTP datagram");
+            trace!(stream = self.index, ?side, %source, length = datagram.len(), "dropped non-RTP datagram");
             increment(&counters.dropped_invalid, 1);
             return None;
         };
@@ -490,10 +544,9 @@ impl Relay {
     }
 
     /// Hands telephone events to the observer and rewrites the payload type of the RTP
-    /// packet in the buffer for the other side. Returns false when the side's event gate
-    /// holds the packet back.
-    fn translate(&mut self, side: Side, length: usize, source: SocketAddr) -> bool {
-        let packet = &mut self.buffer[..length];
+    /// packet for the other side. Returns false when the side's event gate holds the
+    /// packet back.
+    fn translate(&mut self, side: Side, packet: &mut [u8], source: SocketAddr) -> bool {
         let payload_type = packet::payload_type(packet);
         if self.map.is_telephone_event(side, payload_type) {
             let observer = self.legs[side.index()]
@@ -520,8 +573,8 @@ impl Relay {
         true
     }
 
-    /// Sends the datagram in the buffer to the other side's endpoint.
-    fn forward(&self, from: Side, kind: PacketKind, length: usize) {
+    /// Sends the datagram to the other side's endpoint.
+    fn forward(&self, from: Side, kind: PacketKind, datagram: &[u8]) {
         let received = &self.counters[from.index()];
         let Some(to) = self.routes[from.index()] else {
             increment(&received.dropped_unroutable, 1);
@@ -538,7 +591,7 @@ impl Relay {
             return;
         };
 
-        match socket.try_send_to(&self.buffer[..length], destination) {
+        match socket.try_send_to(datagram, destination) {
             Ok(sent) => {
                 trace!(stream = self.index, ?from, %destination, sent, ?kind, "relayed");
                 let counters = &self.counters[to.index()];
@@ -553,31 +606,10 @@ impl Relay {
     }
 }
 
-/// Completes when the side has a socket for `port` and it is readable; never without one.
-async fn readable(leg: &Option<Leg>, port: Port) -> io::Result<()> {
-    let Some(leg) = leg else {
-        return std::future::pending().await;
-    };
-    match port {
-        Port::Rtp => leg.sockets.rtp.readable().await,
-        Port::Rtcp => leg.sockets.rtcp.readable().await,
-    }
-}
-
-/// Completes at the next ringback packet time; never while no ringback plays.
-async fn tick(ringback: &mut Option<(ToneGenerator, tokio::time::Interval)>) {
-    match ringback {
-        Some((_, interval)) => {
-            interval.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
 /// Hands a copy of a telephone-event packet to the side's observer, if there is one. A
 /// full or closed channel loses the copy, never the relayed packet.
 fn notify_observer(
-    observer: Option<&mpsc::Sender<TelephoneEventPacket>>,
+    observer: Option<&mpsc::Sender<Box<TelephoneEventPacket>>>,
     stream: usize,
     side: Side,
     source: SocketAddr,
@@ -600,7 +632,7 @@ fn notify_observer(
         ssrc: reader.ssrc(),
         payload: Bytes::copy_from_slice(reader.payload()),
     };
-    if observer.try_send(event).is_err() {
+    if observer.try_send(Box::new(event)).is_err() {
         trace!(stream, ?side, "telephone-event observer is full or closed");
     }
 }

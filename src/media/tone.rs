@@ -18,6 +18,8 @@ const CYCLE_PACKETS: u32 = 250;
 /// Peak amplitude of the tone in 16-bit linear samples, about -10 dBm0.
 const AMPLITUDE: f64 = 7000.0;
 const RTP_HEADER: usize = 12;
+/// The length of one generated packet: the RTP header and 20 ms of G.711.
+pub(super) const PACKET_BYTES: usize = RTP_HEADER + SAMPLES_PER_PACKET;
 
 /// The G.711 law of the caller's negotiated codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +61,7 @@ impl ToneGenerator {
 
     /// Writes the next 20 ms packet into `buffer` and returns its length.
     pub(super) fn next_packet(&mut self, buffer: &mut [u8]) -> usize {
-        let length = RTP_HEADER + SAMPLES_PER_PACKET;
+        let length = PACKET_BYTES;
         if buffer.len() < length {
             return 0;
         }

@@ -37,7 +37,7 @@ pub(super) struct Anchor {
     peer: LegId,
     /// Telephone-event observer and gate prefix for the agent's side, kept for a relay
     /// created later.
-    agent_events: Option<(mpsc::Sender<TelephoneEventPacket>, u16)>,
+    agent_events: Option<(mpsc::Sender<Box<TelephoneEventPacket>>, u16)>,
 }
 
 fn index(leg: LegId) -> usize {
@@ -209,7 +209,7 @@ impl Anchor {
     /// code (`prefix`, a mask of event codes).
     pub fn watch_agent_events(
         &mut self,
-        observer: mpsc::Sender<TelephoneEventPacket>,
+        observer: mpsc::Sender<Box<TelephoneEventPacket>>,
         prefix: u16,
     ) {
         if let Some(relay) = &mut self.relay {

@@ -61,7 +61,7 @@ impl Call {
         if self
             .transfer
             .as_ref()
-            .is_some_and(super::Transfer::is_active)
+            .is_some_and(|transfer| transfer.is_active())
             || self.phase != Phase::Confirmed
         {
             let response = self.response_to(LegId::B, &request, 491, "");
@@ -104,7 +104,11 @@ impl Call {
         let mut status = crate::session::TransferStatus::new(id, self.session, &call_id, &order);
         status.state = TransferState::Answered;
         info!(transfer = id, call_id = %leg.dialog.call_id, "attended transfer: adopting the remote leg");
-        self.transfer = Some(super::Transfer::adopted(status, order, Routed::empty()));
+        self.transfer = Some(Box::new(super::Transfer::adopted(
+            status,
+            order,
+            Routed::empty(),
+        )));
 
         let adopted = Leg {
             dialog: leg.dialog,

@@ -115,13 +115,17 @@ pub(super) struct Call {
     /// The destination a call whose Request-URI named a remote hotline was routed to.
     direct_destination: Option<String>,
     /// The channel the relay copies the agent's telephone events to.
-    agent_events: mpsc::Sender<TelephoneEventPacket>,
-    transfer: Option<Transfer>,
+    agent_events: mpsc::Sender<Box<TelephoneEventPacket>>,
+    transfer: Option<Box<Transfer>>,
     dtmf: AgentKeys,
     /// The caller's INVITE, kept to answer it and its retransmissions.
     a_invite: Request,
     a_invite_branch: Branch,
-    txns: Vec<Txn>,
+    #[expect(
+        clippy::vec_box,
+        reason = "a transaction is large, and the vector keeps its room after they end"
+    )]
+    txns: Vec<Box<Txn>>,
     anchor: Option<Anchor>,
     ring_deadline: Option<Instant>,
     /// The caller cancelled before the agent sent any response; CANCEL follows the first
@@ -164,17 +168,14 @@ pub(super) fn spawn(
     ctx.call_started();
 
     let span = info_span!("call", call.id = %a_call_id, session = %session, peer = %source);
-    tokio::spawn(
-        async move {
-            let event = CallEvent::Request {
-                request: Box::new(invite),
-                source,
-                protocol,
-            };
-            run(ctx, session, event, receiver).await;
-        }
-        .instrument(span),
-    );
+    // The INVITE is boxed before the task captures it: a captured value keeps its room in
+    // the task for the call's whole life.
+    let first = CallEvent::Request {
+        request: Box::new(invite),
+        source,
+        protocol,
+    };
+    tokio::spawn(run(ctx, session, first, receiver).instrument(span));
     Some(sender)
 }
 
@@ -194,14 +195,16 @@ async fn run(
     };
     let a_call_id = request.call_id().ok();
     let (events, mut agent_events) = mpsc::channel(AGENT_EVENT_QUEUE);
-    let started = Call::start(
+    // Every handler runs in a future boxed for its own duration: an idle call then holds
+    // only its state, not room for the deepest handler's state machine.
+    let started = Box::pin(Call::start(
         Arc::clone(&ctx),
         session,
         *request,
         source,
         protocol,
         events,
-    )
+    ))
     .await;
     let Some(mut call) = started else {
         if let Some(call_id) = a_call_id {
@@ -216,12 +219,12 @@ async fn run(
         let deadline = call.next_deadline();
         tokio::select! {
             event = receiver.recv() => match event {
-                Some(event) => call.on_event(event).await,
+                Some(event) => Box::pin(call.on_event(event)).await,
                 None => break,
             },
-            Some(packet) = agent_events.recv() => call.on_agent_event(packet).await,
-            () = sleep_until(deadline) => call.on_timers(Instant::now()).await,
-            () = wait_inactive(call.anchor.as_ref()) => call.on_media_timeout().await,
+            Some(packet) = agent_events.recv() => Box::pin(call.on_agent_event(packet)).await,
+            () = sleep_until(deadline) => Box::pin(call.on_timers(Instant::now())).await,
+            () = wait_inactive(call.anchor.as_ref()) => Box::pin(call.on_media_timeout()).await,
         }
     }
     call.cleanup();
@@ -251,8 +254,8 @@ impl Call {
         invite: Request,
         source: SocketAddr,
         protocol: Protocol,
-        agent_events: mpsc::Sender<TelephoneEventPacket>,
-    ) -> Option<Call> {
+        agent_events: mpsc::Sender<Box<TelephoneEventPacket>>,
+    ) -> Option<Box<Call>> {
         let a_invite_branch = invite.branch().ok()?;
         let via = invite.top_via().ok()?;
         let response_target = outbound::response_target(&via, source, protocol);
@@ -304,7 +307,7 @@ impl Call {
         );
 
         let now = Instant::now();
-        let mut call = Call {
+        let mut call = Box::new(Call {
             ctx: Arc::clone(&ctx),
             session,
             phase: Phase::Proceeding,
@@ -343,7 +346,7 @@ impl Call {
             started_at: std::time::SystemTime::now(),
             linger_until: None,
             shutting_down: false,
-        };
+        });
 
         // The caller's INVITE transaction answers 100 at once, so the switch stops
         // retransmitting before the agent is even reached.
@@ -451,9 +454,12 @@ impl Call {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let txn = self.txns.iter().filter_map(Txn::next_deadline).min();
+        let txn = self.txns.iter().filter_map(|txn| txn.next_deadline()).min();
         let retransmit = self.pending_2xx.iter().map(|p| p.next.min(p.give_up)).min();
-        let transfer = self.transfer.as_ref().and_then(Transfer::next_deadline);
+        let transfer = self
+            .transfer
+            .as_ref()
+            .and_then(|transfer| transfer.next_deadline());
         [
             txn,
             retransmit,

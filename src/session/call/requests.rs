@@ -151,7 +151,7 @@ impl Call {
         let transferring = self
             .transfer
             .as_ref()
-            .is_some_and(super::Transfer::is_active);
+            .is_some_and(|transfer| transfer.is_active());
         match self.phase {
             Phase::Proceeding if leg == LegId::A => {
                 // RFC 3261 §15: a caller may end an early dialog with BYE.

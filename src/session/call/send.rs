@@ -38,7 +38,7 @@ impl Call {
             &self.ctx.timers,
             now,
         );
-        self.txns.push(txn);
+        self.txns.push(Box::new(txn));
     }
 
     pub(super) fn find_server(
@@ -146,7 +146,7 @@ impl Call {
             now,
         );
         txn.relay = relay;
-        self.txns.push(txn);
+        self.txns.push(Box::new(txn));
         let index = self.txns.len() - 1;
         self.run_actions(index, actions, None).await;
         branch
@@ -339,7 +339,7 @@ impl Call {
             &self.ctx.timers,
             now,
         );
-        self.txns.push(txn);
+        self.txns.push(Box::new(txn));
         let index = self.txns.len() - 1;
         self.run_actions(index, actions, None).await;
     }

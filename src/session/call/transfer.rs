@@ -129,7 +129,7 @@ impl Call {
         let status = TransferStatus::new(id, self.session, &call_id, &order);
         let destination = routed.destination.clone();
         let kind = order.kind;
-        self.transfer = Some(Transfer {
+        self.transfer = Some(Box::new(Transfer {
             status: status.clone(),
             order,
             routed,
@@ -139,7 +139,7 @@ impl Call {
             refer: None,
             reinvite_caller: false,
             auth_attempts: 0,
-        });
+        }));
 
         // Blind transfer: the caller stops hearing the agent and hears ringback instead.
         if let Some(anchor) = &self.anchor {
@@ -611,7 +611,10 @@ impl Call {
 
     /// Stops a transfer because the call ends (the caller hung up or shutdown).
     pub(super) async fn abort_transfer(&mut self, cause: &str) {
-        let active = self.transfer.as_ref().is_some_and(Transfer::is_active);
+        let active = self
+            .transfer
+            .as_ref()
+            .is_some_and(|transfer| transfer.is_active());
         if !active {
             return;
         }

@@ -16,13 +16,13 @@ use crate::sip::{Branch, Headers, Request};
 
 impl Call {
     /// A telephone-event packet the agent sent, copied by the relay.
-    pub(super) async fn on_agent_event(&mut self, packet: TelephoneEventPacket) {
+    pub(super) async fn on_agent_event(&mut self, packet: Box<TelephoneEventPacket>) {
         let now = Instant::now();
         let clock = self
             .anchor
             .as_ref()
             .map_or(8000, |anchor| anchor.agent_event_clock());
-        for detected in self.dtmf.detect(clock, EventPacket::from(&packet), now) {
+        for detected in self.dtmf.detect(clock, EventPacket::from(&*packet), now) {
             if let DetectorEvent::DigitStart(start) = detected {
                 self.on_agent_key(start.key, TriggerKind::Dtmf, now).await;
             }
