@@ -93,6 +93,60 @@ fn star1_captures_bridge_to_beijing() {
     h.stop();
 }
 
+/// The same captures 500 ms after the ACK and 400 ms apart, the pace of the load
+/// scenario. SIPp replays each file's SSRC, sequence numbers and timestamps, and those of
+/// `1` lie 420 packets and 9 s before those of `*`. So the `1` arrives 260 ms after the
+/// end of `*` from a sender that went back, and must still complete the code.
+#[test]
+fn star1_captures_400ms_apart_bridge() {
+    let test = "star1_captures_400ms_apart_bridge";
+    let h = Harness::start(test, EngineSettings::default());
+    let agent_scenario = render_scenario(
+        &h.dir,
+        "xfer_agent_dtmf.xml",
+        &[
+            (
+                "<pause milliseconds=\"500\"/>",
+                "<pause milliseconds=\"400\"/>",
+            ),
+            (
+                "<pause milliseconds=\"1000\"/>",
+                "<pause milliseconds=\"500\"/>",
+            ),
+        ],
+    );
+    let mut remote = h
+        .remote(0, &scenario("xfer_remote_answer.xml"))
+        .args(&["-rtp_echo"])
+        .start();
+    let mut agent = h.agent(&agent_scenario).start();
+    let mut caller = h
+        .caller(&scenario("xfer_caller.xml"))
+        .args(&["-d", "6000"])
+        .start();
+    agent.expect_success();
+    caller.expect_success();
+    remote.expect_success();
+
+    let invite = first_received(&remote, "INVITE").expect("the remote received an INVITE");
+    assert!(
+        invite.start_line().starts_with("INVITE sip:+861012345@"),
+        "Request-URI is not Beijing's E.164 number:\n{}",
+        invite.text
+    );
+    assert_bridged_ladder(&caller, &agent, &remote);
+    let records = h.transfer_records(1);
+    assert_record(
+        &records[0],
+        &[
+            ("result", json!("bridged")),
+            ("trigger", json!("dtmf")),
+            ("destination", json!("beijing")),
+        ],
+    );
+    h.stop();
+}
+
 /// `*2` from SIPp's generated RFC 4733 (payload type 96, end packets with increasing
 /// sequence numbers) transfers to Tianjin, whose trunk writes national numbers.
 #[test]

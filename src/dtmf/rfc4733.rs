@@ -11,6 +11,8 @@
 //! - long presses that a sender splits into segments with new timestamps (RFC 4733
 //!   §2.5.1.3), and senders that re-stamp the packets of one press;
 //! - a new SSRC, or a jump in the sequence numbers, between two presses;
+//! - a sender that restarts with the same SSRC and goes back in sequence numbers and
+//!   timestamps;
 //! - the same key pressed twice (`*11`): a new timestamp after an end starts a new press;
 //! - lost final packets: a press ends when another press starts or after a timeout.
 //!
@@ -35,6 +37,12 @@ pub const DEFAULT_END_TIMEOUT: Duration = Duration::from_millis(500);
 /// boundary of a long-duration segment. A repeated key whose first press lost its end packets
 /// and whose second press starts within this gap is taken as one press.
 pub const CONTINUATION_SLACK: Duration = Duration::from_millis(50);
+
+/// Largest number of sequence numbers by which reordering can put a packet behind the
+/// newest one of its stream (`MAX_MISORDER` of RFC 3550 Appendix A.1). A packet further
+/// behind comes from a sender that restarted its sequence numbers, such as a switch that
+/// moves the stream to another source and keeps the SSRC.
+pub const MAX_MISORDER: u16 = 100;
 
 /// Size of one event block (RFC 4733 §2.3).
 const BLOCK_LEN: usize = 4;
@@ -419,11 +427,12 @@ impl Rfc4733Detector {
         let newer = is_newer(sequence, press.sequence);
 
         // A timestamp before the press is a late packet of an earlier press, unless the
-        // sequence number moved on or the stream was silent, because then the sender has
-        // restarted its timestamps.
+        // sequence number moved on, moved back further than reordering explains, or the
+        // stream was silent, because then the sender has restarted its timestamps.
         if offset >= 1 << 31 {
+            let reordered = press.sequence.wrapping_sub(sequence) <= MAX_MISORDER;
             let recent = now.saturating_duration_since(press.arrival) < self.end_timeout;
-            return if !newer && recent {
+            return if reordered && recent {
                 Relation::Stale
             } else {
                 Relation::NewPress

@@ -166,3 +166,47 @@ fn captures_give_one_digit_each() {
     }
     println!("checked {checked} captures");
 }
+
+/// The `*` capture and, 400 ms after its start, the `1` capture on one stream, as SIPp's
+/// `play_pcap_audio` sends them. SIPp keeps each file's SSRC, sequence numbers and
+/// timestamps, and those of `1` lie 420 packets and 9 s before those of `*`.
+#[test]
+fn star_then_one_captures_give_two_digits() {
+    let mut packets = Vec::new();
+    for (name, start) in [("star", Duration::ZERO), ("1", Duration::from_millis(400))] {
+        let path = Path::new(CAPTURE_DIR).join(format!("dtmf_2833_{name}.pcap"));
+        let Ok(bytes) = std::fs::read(&path) else {
+            println!(
+                "skipped: {} not installed (Debian package sip-tester)",
+                path.display()
+            );
+            return;
+        };
+        packets.extend(read_pcap(&bytes).into_iter().map(|mut packet| {
+            packet.offset += start;
+            packet
+        }));
+    }
+
+    let mut detector = Rfc4733Detector::new(8000).unwrap();
+    let epoch = Instant::now();
+    let mut keys = String::new();
+    for packet in &packets {
+        let event_packet = EventPacket {
+            ssrc: packet.ssrc,
+            sequence: packet.sequence,
+            timestamp: packet.timestamp,
+            marker: packet.marker,
+            payload: &packet.payload,
+        };
+        for event in detector.receive(event_packet, epoch + packet.offset) {
+            if let DetectorEvent::DigitStart(start) = event {
+                keys.push(start.key);
+            }
+        }
+    }
+
+    assert_eq!(keys, "*1");
+    assert_eq!(detector.counters().stale, 0);
+    assert_eq!(detector.next_deadline(), None);
+}

@@ -5,8 +5,8 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::dtmf::rfc4733::{
-    DetectorError, DetectorEvent, DigitEnd, EndCause, EventBlock, EventPacket, PayloadError,
-    Rfc4733Detector, parse_payload,
+    DetectorError, DetectorEvent, DigitEnd, EndCause, EventBlock, EventPacket, MAX_MISORDER,
+    PayloadError, Rfc4733Detector, parse_payload,
 };
 use crate::media::{Side, TelephoneEventPacket};
 
@@ -547,6 +547,44 @@ fn reordered_packet_is_stale() {
     assert_eq!(link.starts(), "45");
     assert_eq!(link.ended_keys(), "45");
     assert_eq!(link.detector.counters().stale, 1);
+}
+
+#[test]
+fn sequence_and_timestamp_restart_starts_new_press() {
+    // The sender goes back 420 packets and 9 s with the same SSRC, 260 ms after `*`
+    // ended. SIPp sends this when it replays its `*` capture and then its `1` capture.
+    let mut link = Link::new(8000);
+    link.sequence = 8397;
+    let star_end = link.press(0, 85_760, 10, 140, Marker::FirstPacket, EndSequence::Same);
+    link.sequence = 7984;
+    link.press(
+        star_end + 264,
+        13_280,
+        1,
+        140,
+        Marker::FirstPacket,
+        EndSequence::Same,
+    );
+
+    assert_eq!(link.starts(), "*1");
+    assert_eq!(link.ended_keys(), "*1");
+    assert_eq!(link.detector.counters().stale, 0);
+}
+
+#[test]
+fn misorder_limit_bounds_late_packets() {
+    // Older timestamps: 100 packets behind is still reordering, 101 is a restart.
+    let mut link = Link::new(8000);
+    let end = link.press(0, 100_000, 4, 100, Marker::FirstPacket, EndSequence::Same);
+    let newest = link.sequence.wrapping_sub(1);
+    let late = newest.wrapping_sub(MAX_MISORDER);
+    link.send_with(end + 10, late, 90_000, false, &block(4, false, 10, 160));
+    assert_eq!(link.starts(), "4");
+    assert_eq!(link.detector.counters().stale, 1);
+
+    let restarted = late.wrapping_sub(1);
+    link.send_with(end + 20, restarted, 90_000, true, &block(5, false, 10, 0));
+    assert_eq!(link.starts(), "45");
 }
 
 #[test]
