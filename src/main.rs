@@ -18,6 +18,12 @@ use hotline_b2bua::config::{Config, LoadError, LogConfig, LogFormat, Problem};
 use hotline_b2bua::dialplan::{self, ExplainOptions, Plan, Timestamp, Trigger};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc in place of the C library's allocator: a call's life is thousands of small
+/// allocations freed on other threads, which glibc's arenas serve with more CPU and keep
+/// as fragmented resident memory after the call ends.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EXIT_FAILURE: u8 = 1;
 const EXIT_INVALID_CONFIG: u8 = 2;
 const EXIT_REFUSED: u8 = 3;
