@@ -28,7 +28,7 @@ use std::time::Duration;
 use crate::config::MediaConfig;
 
 pub use payload::{PayloadMap, TelephoneEventPacket};
-pub use ports::{PortPair, PortPool};
+pub use ports::{MAX_PARKED, PAIR_REST, PREBOUND, PortPair, PortPool};
 pub use session::MediaSession;
 pub use stream::{RELATCH_SILENCE, RelayCounters};
 pub use tone::{G711, Ringback};

@@ -1,19 +1,50 @@
-//! The relay port pool: even RTP ports with RTCP on the next port (RFC 3550 §11).
+//! The relay port pool: even RTP ports with RTCP on the next port (RFC 3550 §11), bound
+//! once and reused after a rest.
 
+use std::collections::VecDeque;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use tokio::net::UdpSocket;
+use tokio::time::Instant;
 
 use super::MediaError;
 use crate::config::MediaConfig;
 
+/// How long a released pair rests before another call may reuse it, so that packets
+/// still in flight from the ended call do not reach the next one. Equal to
+/// [`super::RELATCH_SILENCE`]: a late packet that latches a reused side anyway gives way
+/// to the new endpoint after that long.
+pub const PAIR_REST: Duration = super::RELATCH_SILENCE;
+
+/// The most released pairs kept bound for reuse (two file descriptors each).
+pub const MAX_PARKED: usize = 1024;
+
+/// How many pairs [`PortPool::prebind`] binds ahead of the first calls.
+pub const PREBOUND: usize = 64;
+
+/// How many datagrams a parked socket may discard before it is handed out again. A
+/// socket with more waiting is closed rather than reused.
+const DRAIN_LIMIT: usize = 256;
+
 /// The relay's port range, shared by all calls.
 ///
-/// Pairs are handed out round-robin, so a port just released is the last to be reused and
-/// late packets of an ended call rarely reach a new one. A port that another process has
-/// bound is skipped.
+/// Pairs are handed out round-robin, so a port just released is the last to be bound
+/// again, and late packets of an ended call rarely reach a new one. A port that another
+/// process has bound is skipped.
+///
+/// Binding a pair costs two sockets, two binds and two registrations with the reactor,
+/// and closing it as many calls again: a fifth of the engine's CPU per call at a few
+/// thousand calls per second, and 60-70 µs on a transfer's path to the remote INVITE.
+/// So a released pair stays bound ("parked", up to [`MAX_PARKED`]) and is handed out
+/// again after resting [`PAIR_REST`], its queued datagrams discarded.
+/// [`PortPool::prebind`] parks a few pairs ahead of the first calls.
+///
+/// Parked sockets stay registered with the runtime that bound them, so a pool serves
+/// one runtime.
 #[derive(Debug)]
 pub struct PortPool {
     address: IpAddr,
@@ -26,23 +57,35 @@ pub struct PortPool {
 
 #[derive(Debug)]
 struct PoolState {
-    in_use: Vec<bool>,
-    /// Index of the pair to try first.
+    /// Whether each pair is bound by this pool: leased or parked.
+    bound: Vec<bool>,
+    /// Index of the pair to try binding first.
     next: usize,
+    /// Released pairs still bound, the longest resting first.
+    parked: VecDeque<Parked>,
+    leased: usize,
+}
+
+#[derive(Debug)]
+struct Parked {
+    index: usize,
+    sockets: Sockets,
+    /// When the pair may be handed out again.
+    ready_at: Instant,
+}
+
+#[derive(Debug)]
+struct Sockets {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
 }
 
 /// An RTP socket on an even port and an RTCP socket on the next port, both bound on the
 /// relay address. The pair returns to the pool when dropped.
 #[derive(Debug)]
 pub struct PortPair {
-    // Field order matters: the sockets close before the lease frees their ports.
-    pub(super) rtp: UdpSocket,
-    pub(super) rtcp: UdpSocket,
-    lease: Lease,
-}
-
-#[derive(Debug)]
-struct Lease {
+    /// Taken only by `Drop`.
+    sockets: ManuallyDrop<Sockets>,
     pool: Arc<PortPool>,
     index: usize,
 }
@@ -78,8 +121,10 @@ impl PortPool {
             port_max,
             first_port,
             pairs: Mutex::new(PoolState {
-                in_use: vec![false; count],
+                bound: vec![false; count],
                 next: 0,
+                parked: VecDeque::new(),
+                leased: 0,
             }),
         }))
     }
@@ -100,15 +145,57 @@ impl PortPool {
 
     /// Returns how many port pairs the range contains.
     pub fn capacity(&self) -> usize {
-        self.state().in_use.len()
+        self.state().bound.len()
     }
 
-    /// Returns how many port pairs are allocated.
+    /// Returns how many port pairs are allocated to calls.
     pub fn in_use(&self) -> usize {
-        self.state().in_use.iter().filter(|used| **used).count()
+        self.state().leased
     }
 
-    /// Binds the next free pair. Must be called inside a tokio runtime.
+    /// Returns how many released or prebound pairs are kept bound for reuse.
+    pub fn parked(&self) -> usize {
+        self.state().parked.len()
+    }
+
+    /// Binds up to `pairs` pairs (at most a quarter of the range) and parks them ready for
+    /// use, so that the first calls and transfers do not wait for binding. Returns how
+    /// many were bound. Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// As [`PortPool::allocate`], except that running out of free ports is not an error.
+    pub fn prebind(self: &Arc<Self>, pairs: usize) -> Result<usize, MediaError> {
+        let pairs = pairs.min(self.capacity() / 4).min(MAX_PARKED);
+        let mut bound = Vec::with_capacity(pairs);
+        for _ in 0..pairs {
+            match self.bind_next() {
+                Ok(pair) => bound.push(pair),
+                Err(MediaError::PortsExhausted { .. }) => break,
+                Err(error) => return Err(error),
+            }
+        }
+        let count = bound.len();
+        let now = Instant::now();
+        let mut state = self.state();
+        for mut pair in bound {
+            // SAFETY: `pair` is forgotten right after, so its sockets are taken once and
+            // its `Drop` never sees them.
+            let sockets = unsafe { ManuallyDrop::take(&mut pair.sockets) };
+            let index = pair.index;
+            std::mem::forget(pair);
+            state.leased -= 1;
+            state.parked.push_back(Parked {
+                index,
+                sockets,
+                ready_at: now,
+            });
+        }
+        Ok(count)
+    }
+
+    /// Hands out a parked pair that has rested, or else binds the next free pair. Must be
+    /// called inside a tokio runtime.
     ///
     /// # Errors
     ///
@@ -120,26 +207,65 @@ impl PortPool {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(MediaError::NoRuntime);
         }
+        if let Some(pair) = self.unpark(Instant::now()) {
+            return Ok(pair);
+        }
+        match self.bind_next() {
+            // Every port is bound: a pair cut short in its rest beats a failed call.
+            Err(MediaError::PortsExhausted { .. }) if self.parked() > 0 => self
+                .unpark(Instant::now() + PAIR_REST)
+                .ok_or(MediaError::PortsExhausted {
+                    address: self.address,
+                    min: self.port_min,
+                    max: self.port_max,
+                }),
+            result => result,
+        }
+    }
 
+    /// Takes the longest-resting parked pair if it may be reused at `now`, with its queues
+    /// emptied.
+    fn unpark(self: &Arc<Self>, now: Instant) -> Option<PortPair> {
+        loop {
+            let mut state = self.state();
+            if state.parked.front()?.ready_at > now {
+                return None;
+            }
+            let parked = state.parked.pop_front()?;
+            state.leased += 1;
+            drop(state);
+            let pair = PortPair {
+                sockets: ManuallyDrop::new(parked.sockets),
+                pool: Arc::clone(self),
+                index: parked.index,
+            };
+            if drained(&pair.sockets.rtp) && drained(&pair.sockets.rtcp) {
+                return Some(pair);
+            }
+            // Still flooded after its rest: closed, and the next one tried.
+            pair.close();
+        }
+    }
+
+    /// Binds the next free pair, round-robin.
+    fn bind_next(self: &Arc<Self>) -> Result<PortPair, MediaError> {
         let mut state = self.state();
-        let count = state.in_use.len();
+        let count = state.bound.len();
         for offset in 0..count {
             let index = (state.next + offset) % count;
-            if state.in_use[index] {
+            if state.bound[index] {
                 continue;
             }
-            let Some((rtp, rtcp)) = self.bind_pair(index)? else {
+            let Some(sockets) = self.bind_pair(index)? else {
                 continue;
             };
-            state.in_use[index] = true;
+            state.bound[index] = true;
             state.next = (index + 1) % count;
+            state.leased += 1;
             return Ok(PortPair {
-                rtp,
-                rtcp,
-                lease: Lease {
-                    pool: Arc::clone(self),
-                    index,
-                },
+                sockets: ManuallyDrop::new(sockets),
+                pool: Arc::clone(self),
+                index,
             });
         }
 
@@ -151,10 +277,9 @@ impl PortPool {
     }
 
     /// Binds both sockets of a pair, or returns `None` if either port is taken.
-    fn bind_pair(&self, index: usize) -> Result<Option<(UdpSocket, UdpSocket)>, MediaError> {
+    fn bind_pair(&self, index: usize) -> Result<Option<Sockets>, MediaError> {
         // The range was checked in `new`, so the pair's ports fit in u16.
-        let rtp_port = u32::from(self.first_port) + 2 * index as u32;
-        let Ok(rtp_port) = u16::try_from(rtp_port) else {
+        let Ok(rtp_port) = u16::try_from(self.port_of(index)) else {
             return Ok(None);
         };
         let Some(rtp) = bind(SocketAddr::new(self.address, rtp_port))? else {
@@ -163,12 +288,38 @@ impl PortPool {
         let Some(rtcp) = bind(SocketAddr::new(self.address, rtp_port + 1))? else {
             return Ok(None);
         };
-        Ok(Some((rtp, rtcp)))
+        Ok(Some(Sockets { rtp, rtcp }))
     }
 
-    fn release(&self, index: usize) {
-        if let Some(used) = self.state().in_use.get_mut(index) {
-            *used = false;
+    fn port_of(&self, index: usize) -> u32 {
+        u32::from(self.first_port) + 2 * index as u32
+    }
+
+    /// Takes back a pair: parked for reuse while there is room, else closed.
+    fn release(&self, index: usize, sockets: Sockets) {
+        let mut state = self.state();
+        state.leased = state.leased.saturating_sub(1);
+        if state.parked.len() < MAX_PARKED {
+            state.parked.push_back(Parked {
+                index,
+                sockets,
+                ready_at: Instant::now() + PAIR_REST,
+            });
+            return;
+        }
+        if let Some(bound) = state.bound.get_mut(index) {
+            *bound = false;
+        }
+        drop(state);
+        drop(sockets);
+    }
+
+    /// Frees a pair's ports after its sockets have been closed.
+    fn unbind(&self, index: usize) {
+        let mut state = self.state();
+        state.leased = state.leased.saturating_sub(1);
+        if let Some(bound) = state.bound.get_mut(index) {
+            *bound = false;
         }
     }
 
@@ -181,22 +332,53 @@ impl PortPool {
 impl PortPair {
     /// Returns the local RTP address; RTCP is on the next port.
     pub fn rtp_addr(&self) -> SocketAddr {
-        let port = self.lease.port();
-        SocketAddr::new(self.lease.pool.address, port)
+        let port = u16::try_from(self.pool.port_of(self.index)).unwrap_or(0);
+        SocketAddr::new(self.pool.address, port)
+    }
+
+    pub(super) fn rtp(&self) -> &UdpSocket {
+        &self.sockets.rtp
+    }
+
+    pub(super) fn rtcp(&self) -> &UdpSocket {
+        &self.sockets.rtcp
+    }
+
+    /// Closes the sockets rather than parking them.
+    fn close(mut self) {
+        // SAFETY: `self` is forgotten right after, so the sockets are taken once and
+        // `Drop` never sees them.
+        let sockets = unsafe { ManuallyDrop::take(&mut self.sockets) };
+        let (pool, index) = (Arc::clone(&self.pool), self.index);
+        std::mem::forget(self);
+        drop(sockets);
+        pool.unbind(index);
     }
 }
 
-impl Lease {
-    fn port(&self) -> u16 {
-        let port = u32::from(self.pool.first_port) + 2 * self.index as u32;
-        u16::try_from(port).unwrap_or(0)
-    }
-}
-
-impl Drop for Lease {
+impl Drop for PortPair {
     fn drop(&mut self) {
-        self.pool.release(self.index);
+        // SAFETY: the sockets are taken only here and in `close` and `prebind`, which
+        // forget the pair instead of dropping it, so this runs once on sockets still there.
+        let sockets = unsafe { ManuallyDrop::take(&mut self.sockets) };
+        self.pool.release(self.index, sockets);
     }
+}
+
+/// Discards the datagrams waiting on a parked socket. Returns false if more than
+/// [`DRAIN_LIMIT`] were waiting.
+fn drained(socket: &UdpSocket) -> bool {
+    let mut scratch = [0; 64];
+    for _ in 0..DRAIN_LIMIT {
+        match socket.try_recv_from(&mut scratch) {
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return true,
+            // An error queued for the socket (such as an ICMP port unreachable) is
+            // consumed by this read; the socket stays usable.
+            Err(_) => {}
+        }
+    }
+    false
 }
 
 /// Binds a non-blocking UDP socket, or returns `None` if the address is in use.

@@ -260,19 +260,19 @@ impl Leg {
         let rtp = self.rtp_latch.source.or(self.remote.map(|r| r.rtp));
         let mux = self.remote.is_some_and(|r| r.rtcp_mux);
         match kind {
-            PacketKind::Rtp => Some((&self.sockets.rtp, rtp?)),
-            PacketKind::Rtcp if mux => Some((&self.sockets.rtp, rtp?)),
+            PacketKind::Rtp => Some((self.sockets.rtp(), rtp?)),
+            PacketKind::Rtcp if mux => Some((self.sockets.rtp(), rtp?)),
             PacketKind::Rtcp => {
                 let from_sdp = self.remote.map(|r| r.rtcp_address());
-                Some((&self.sockets.rtcp, self.rtcp_latch.source.or(from_sdp)?))
+                Some((self.sockets.rtcp(), self.rtcp_latch.source.or(from_sdp)?))
             }
         }
     }
 
     fn socket(&self, port: Port) -> &UdpSocket {
         match port {
-            Port::Rtp => &self.sockets.rtp,
-            Port::Rtcp => &self.sockets.rtcp,
+            Port::Rtp => self.sockets.rtp(),
+            Port::Rtcp => self.sockets.rtcp(),
         }
     }
 

@@ -545,6 +545,70 @@ async fn pool_exhausts_and_releases() {
     assert_ne!(third.rtp_addr(), second.rtp_addr());
 }
 
+#[tokio::test(start_paused = true)]
+async fn pool_reuses_released_pair_after_rest() {
+    let pool = pool(11480, 4);
+    let first = pool.allocate().unwrap();
+    let port = first.rtp_addr().port();
+    drop(first);
+    assert_eq!((pool.in_use(), pool.parked()), (0, 1));
+
+    // Still resting: the next pair is bound instead.
+    let second = pool.allocate().unwrap();
+    assert_eq!(second.rtp_addr().port(), port + 2);
+
+    tokio::time::advance(PAIR_REST).await;
+    let reused = pool.allocate().unwrap();
+    assert_eq!(reused.rtp_addr().port(), port);
+    assert_eq!((pool.in_use(), pool.parked()), (2, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn reused_pair_discards_datagrams_of_the_ended_call() {
+    let pool = pool(11500, 2);
+    let pair = pool.allocate().unwrap();
+    let (rtp, rtcp) = (
+        pair.rtp_addr(),
+        SocketAddr::new(LOOPBACK, pair.rtp_addr().port() + 1),
+    );
+    drop(pair);
+    let late = endpoint().await;
+    late.send_to(&[0x80, 0, 0, 1], rtp).await.unwrap();
+    late.send_to(&[0x80, 200, 0, 1], rtcp).await.unwrap();
+    // Let loopback deliver before the pair is taken again.
+    std::thread::sleep(Duration::from_millis(20));
+
+    tokio::time::advance(PAIR_REST).await;
+    let pair = pool.allocate().unwrap();
+    assert_eq!(pair.rtp_addr(), rtp);
+    let mut buffer = [0; 16];
+    for socket in [pair.rtp(), pair.rtcp()] {
+        let error = socket.try_recv_from(&mut buffer).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::WouldBlock);
+    }
+}
+
+#[tokio::test]
+async fn full_pool_cuts_a_rest_short() {
+    let pool = pool(11520, 1);
+    let pair = pool.allocate().unwrap();
+    let port = pair.rtp_addr().port();
+    drop(pair);
+    assert_eq!(pool.allocate().unwrap().rtp_addr().port(), port);
+}
+
+#[tokio::test]
+async fn prebind_parks_pairs_ready_for_use() {
+    let pool = pool(11540, 8);
+    // At most a quarter of the range.
+    assert_eq!(pool.prebind(PREBOUND).unwrap(), 2);
+    assert_eq!((pool.in_use(), pool.parked()), (0, 2));
+
+    let pair = pool.allocate().unwrap();
+    assert_eq!(pair.rtp_addr().port(), 11540);
+    assert_eq!((pool.in_use(), pool.parked()), (1, 1));
+}
+
 #[tokio::test]
 async fn pool_skips_ports_in_use() {
     let pool = pool(11420, 3);

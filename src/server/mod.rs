@@ -16,11 +16,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::cdr::RecordWriter;
 use crate::config::Config;
-use crate::media::PortPool;
+use crate::media::{PREBOUND, PortPool};
 use crate::routing::Origin;
 use crate::session::{CallEvent, Context, Dispatcher, TrustList};
 use crate::sip::uri::Uri;
@@ -132,6 +132,11 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Context>> {
         .parse()
         .with_context(|| format!("invalid agent target {:?}", config.agent.target))?;
     let pool = PortPool::from_config(&config.media).context("failed to set up the relay ports")?;
+    // A bind failure here (address not local) surfaces again, with its call, when a call
+    // needs ports; the engine still answers signalling meanwhile.
+    if let Err(error) = pool.prebind(PREBOUND) {
+        warn!(%error, "failed to bind relay ports ahead of the first calls");
+    }
     let listen = config.sip.listen;
     let udp_max = config.sip.udp_max_bytes;
     let recv_buffer = config.sip.udp_recv_buffer;
