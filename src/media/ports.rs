@@ -15,13 +15,14 @@ use super::MediaError;
 use crate::config::MediaConfig;
 
 /// How long a released pair rests before another call may reuse it, so that packets
-/// still in flight from the ended call do not reach the next one. Equal to
-/// [`super::RELATCH_SILENCE`]: a late packet that latches a reused side anyway gives way
-/// to the new endpoint after that long.
-pub const PAIR_REST: Duration = super::RELATCH_SILENCE;
+/// still in flight from the ended call do not reach the next one. A late packet that
+/// latches a reused side anyway gives way to the new endpoint after
+/// [`super::RELATCH_SILENCE`].
+pub const PAIR_REST: Duration = Duration::from_secs(1);
 
-/// The most released pairs kept bound for reuse (two file descriptors each).
-pub const MAX_PARKED: usize = 1024;
+/// The most released pairs kept bound for reuse (two file descriptors each): enough for
+/// every pair released in [`PAIR_REST`] at 2,000 calls per second.
+pub const MAX_PARKED: usize = 4096;
 
 /// How many pairs [`PortPool::prebind`] binds ahead of the first calls.
 pub const PREBOUND: usize = 64;

@@ -132,6 +132,15 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Context>> {
         .parse()
         .with_context(|| format!("invalid agent target {:?}", config.agent.target))?;
     let pool = PortPool::from_config(&config.media).context("failed to set up the relay ports")?;
+    let open_files = raise_open_files_limit();
+    // Two sockets per pair, plus signalling, control and log files.
+    let wanted = 2 * pool.capacity() as u64 + 256;
+    if open_files.is_some_and(|limit| limit < wanted) {
+        warn!(
+            limit = open_files,
+            wanted, "the open-files limit is lower than the relay port range needs"
+        );
+    }
     // A bind failure here (address not local) surfaces again, with its call, when a call
     // needs ports; the engine still answers signalling meanwhile.
     if let Err(error) = pool.prebind(PREBOUND) {
@@ -194,4 +203,28 @@ async fn wait_idle(ctx: &Context, deadline: Instant) {
     while ctx.active_calls() > 0 && Instant::now() < deadline {
         tokio::time::sleep(DRAIN_POLL).await;
     }
+}
+
+/// Raises the soft limit on open files to the hard limit, as every relay port is a
+/// socket, and returns the limit now in force (`None` if it cannot be read).
+fn raise_open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit for the call to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: `raised` is a valid rlimit that the call only reads.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        }
+    }
+    Some(limit.rlim_cur)
 }
