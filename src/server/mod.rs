@@ -134,15 +134,15 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Context>> {
     let pool = PortPool::from_config(&config.media).context("failed to set up the relay ports")?;
     let open_files = raise_open_files_limit();
     // Two sockets per pair, plus signalling, control and log files.
-    let wanted = 2 * pool.capacity() as u64 + 256;
-    if open_files.is_some_and(|limit| limit < wanted) {
+    let needed = 2 * pool.capacity() as u64 + 256;
+    if open_files.is_some_and(|limit| limit < needed) {
         warn!(
             limit = open_files,
-            wanted, "the open-files limit is lower than the relay port range needs"
+            needed, "the open-files limit is lower than the relay port range needs"
         );
     }
     // A bind failure here (address not local) surfaces again, with its call, when a call
-    // needs ports; the engine still answers signalling meanwhile.
+    // needs ports; the engine still handles signalling meanwhile.
     if let Err(error) = pool.prebind(PREBOUND) {
         warn!(%error, "failed to bind relay ports ahead of the first calls");
     }
