@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, trace, warn};
 
+use super::batch::{BATCH_LEN, Batch};
 use super::packet::{self, PacketKind};
 use super::tone::{PACKET_INTERVAL, Ringback, ToneGenerator};
 use super::{PayloadMap, PortPair, RemoteEndpoint, Side, TelephoneEventPacket};
@@ -35,13 +36,13 @@ pub const RELATCH_SILENCE: Duration = Duration::from_secs(2);
 /// truncated and is dropped as invalid.
 const MAX_DATAGRAM: usize = 4096;
 
-/// How many datagrams one socket may relay before the task looks at its other sockets.
-const BATCH: usize = 32;
+/// How many batches one socket may relay before the task looks at its other sockets.
+const ROUNDS: usize = 4;
 
 thread_local! {
-    /// The receive buffer of the relay tasks running on this thread. A stream borrows it
-    /// only inside one synchronous drain, so streams need no buffer of their own.
-    static BUFFER: RefCell<[u8; MAX_DATAGRAM]> = const { RefCell::new([0; MAX_DATAGRAM]) };
+    /// The receive buffers of the relay tasks running on this thread. A stream borrows
+    /// them only inside one synchronous drain, so streams need no buffers of their own.
+    static BATCH: RefCell<Batch<MAX_DATAGRAM>> = const { RefCell::new(Batch::new()) };
 }
 
 /// The six sockets a stream may have, in the order they are polled.
@@ -463,20 +464,26 @@ impl Relay {
         }
     }
 
-    /// Relays the datagrams waiting on one socket, up to [`BATCH`].
+    /// Relays the datagrams waiting on one socket, up to [`ROUNDS`] batches.
     fn drain(&mut self, side: Side, port: Port) {
-        BUFFER.with_borrow_mut(|buffer| {
-            for _ in 0..BATCH {
+        BATCH.with_borrow_mut(|batch| {
+            for _ in 0..ROUNDS {
                 let Some(leg) = &self.legs[side.index()] else {
                     return;
                 };
-                match leg.socket(port).try_recv_from(buffer) {
-                    Ok((length, source)) => self.relay(side, port, &mut buffer[..length], source),
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                let count = match batch.receive(leg.socket(port)) {
+                    Ok(count) => count,
                     Err(error) => {
                         trace!(stream = self.index, ?side, %error, "relay receive failed");
                         return;
                     }
+                };
+                for index in 0..count {
+                    let (length, source) = batch.received[index];
+                    self.relay(side, port, &mut batch.buffers[index][..length], source);
+                }
+                if count < BATCH_LEN {
+                    return;
                 }
             }
         });
