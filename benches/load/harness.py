@@ -56,6 +56,8 @@ FULL = {
     "media_calls": [250, 500, 1000, 1500],
     "media_seconds": 10,
     "memory_calls": [1000, 5000],
+    # Longer than the setup transactions linger after the last call was answered.
+    "settle_seconds": 35,
 }
 SMOKE = {
     "cps_rates": [50, 100],
@@ -66,6 +68,7 @@ SMOKE = {
     "media_calls": [20],
     "media_seconds": 3,
     "memory_calls": [50, 100],
+    "settle_seconds": 3,
 }
 
 
@@ -590,7 +593,7 @@ def run_generator(processes, work, rtpgen, tag, a_ports, b_ports, seconds, relay
     (work / f"{tag}-a-ports").write_text("\n".join(map(str, a_ports)))
     (work / f"{tag}-b-ports").write_text("\n".join(map(str, b_ports)))
     output = work / f"{tag}-rtpgen.json"
-    before = cpu_ticks(relay_pid)
+    before = cpu_ticks(relay_pid) if relay_pid else None
     started = time.monotonic()
     command = [
         "taskset", "-c", "1", str(rtpgen),
@@ -602,7 +605,7 @@ def run_generator(processes, work, rtpgen, tag, a_ports, b_ports, seconds, relay
     with open(output, "wb") as out:
         subprocess.run(command, stdout=out, timeout=seconds + 30, check=False)
     elapsed = time.monotonic() - started
-    after = cpu_ticks(relay_pid)
+    after = cpu_ticks(relay_pid) if relay_pid else None
     report = json.loads(output.read_text() or "{}")
     ticks = os.sysconf("SC_CLK_TCK")
     if before is not None and after is not None and report.get("received"):
@@ -620,6 +623,15 @@ def measure_media(processes, work, engine, rtpgen, plan):
     results = []
     seconds = plan["media_seconds"]
     for calls in plan["media_calls"]:
+        # The floor: the same generator with every stream sent straight from the caller
+        # socket to the agent socket, no relay. Its delay is loopback and the generator.
+        tag = f"media-direct-{calls}"
+        report = {"relay": "none (loopback)", "calls": calls, "calls_set_up": calls}
+        report.update(run_generator(processes, work, rtpgen, tag, [GEN_AGENT] * calls,
+                                    [GEN_CALLER] * calls, seconds, None))
+        print(f"  media direct {calls} calls: {report}", flush=True)
+        results.append(report)
+
         tag = f"media-engine-{calls}"
         engine_process = start_engine(processes, engine, work, cpu=0)
         hold = calls / 200 + seconds + 15
@@ -675,7 +687,7 @@ def measure_memory(processes, work, engine, plan):
     time.sleep(0.3)
     up = 0
     total = max(plan["memory_calls"])
-    hold_ms = int((total / 200 + 30) * 1000)
+    hold_ms = int((total / 200 + 30 + plan["settle_seconds"]) * 1000)
     for index, calls in enumerate(plan["memory_calls"]):
         log = work / f"memory-caller-{index}-relay.log"
         processes.start(
@@ -701,6 +713,16 @@ def measure_memory(processes, work, engine, plan):
             "rss_kib": rss_kib(engine_process.pid),
         })
         print(f"  memory: {samples[-1]}", flush=True)
+    # The setup's transactions linger 32 s after the last call was answered (RFC 6026
+    # Timer L, RFC 3261 Timer K/D); once they have ended, what remains is the held calls.
+    time.sleep(plan["settle_seconds"])
+    samples.append({
+        "calls": up,
+        "established": samples[-1].get("established"),
+        "settled": plan["settle_seconds"],
+        "rss_kib": rss_kib(engine_process.pid),
+    })
+    print(f"  memory: {samples[-1]}", flush=True)
     processes.stop_all()
     base = samples[0]["rss_kib"] or 0
     for sample in samples[1:]:
@@ -805,9 +827,12 @@ def markdown(result):
         lines.append("")
     if "memory" in result:
         lines += ["## Resident memory (VmRSS) with calls up, media anchored, no RTP", "",
-                  "| calls | established | VmRSS KiB | KiB per call over idle |", "|---|---|---|---|"]
+                  "| calls | when | established | VmRSS KiB | KiB per call over idle |", "|---|---|---|---|---|"]
         for sample in result["memory"]["samples"]:
-            lines.append(f"| {sample['calls']} | {sample.get('established', '-')} | {fmt(sample['rss_kib'])} | "
+            when = f"{sample['settled']} s later" if sample.get("settled") else "2 s after setup"
+            if not sample["calls"]:
+                when = "idle"
+            lines.append(f"| {sample['calls']} | {when} | {sample.get('established', '-')} | {fmt(sample['rss_kib'])} | "
                          f"{fmt(sample.get('kib_per_call'), 1)} |")
         lines.append("")
     lines += ["## Command lines", "", "```"] + result["commands"] + ["```", ""]
@@ -832,7 +857,7 @@ def plot(result, path):
     axes[0].set_ylabel("trigger to INVITE sent (µs)")
     axes[0].set_title("Transfer setup latency")
     axes[0].legend()
-    for relay in ("hotline-b2bua", "rtpengine"):
+    for relay in ("hotline-b2bua", "rtpengine", "none (loopback)"):
         rows = [row for row in result.get("media", []) if row["relay"] == relay and row.get("delay_us")]
         for key, style in (("p50", "-o"), ("p99", "--o")):
             axes[1].plot([row["calls"] for row in rows], [row["delay_us"][key] for row in rows], style,
