@@ -31,9 +31,8 @@ pub(super) struct Anchor {
     relay: Option<MediaSession>,
     /// The engine's o= line toward each leg, indexed by [`index`].
     origins: [OriginState; 3],
-    /// The last SDP body received from each leg, as it arrived. A parsed body takes several
-    /// times its size on the heap, and it is read again only for re-offers, transfers and
-    /// codec checks, so [`Anchor::received`] parses it where it is needed.
+    /// The last SDP body received from each leg, as it arrived. It is parsed again only
+    /// where it is read, because a parsed body takes several times its size on the heap.
     received: [Option<Box<[u8]>>; 3],
     /// The RTP clock rate of the agent's telephone-event payload, read for every event
     /// packet the agent sends.
@@ -108,7 +107,7 @@ impl Anchor {
         }
     }
 
-    /// The last SDP received from `leg`, parsed again.
+    /// Parses the last SDP received from `leg` again.
     fn received(&self, leg: LegId) -> Option<SessionDescription> {
         let body = self.received[index(leg)].as_deref()?;
         // The body parsed when it was kept, and parsing is deterministic.
@@ -375,8 +374,8 @@ impl Anchor {
     }
 }
 
-/// The RTP clock rate of the first telephone-event payload of the first media section,
-/// 8000 when there is none.
+/// Returns the RTP clock rate of the first telephone-event payload of the first media
+/// section, or 8000 when there is none.
 fn event_clock(description: &SessionDescription) -> u32 {
     description
         .media
