@@ -185,11 +185,15 @@ async fn run(
     first: Box<ReceivedRequest>,
     mut receiver: mpsc::Receiver<CallEvent>,
 ) {
+    // The box is moved into the block so that it is freed there, not when the call ends.
     let ReceivedRequest {
         request,
         source,
         protocol,
-    } = *first;
+    } = {
+        let first = first;
+        *first
+    };
     let a_call_id = request.call_id().ok();
     let (events, mut agent_events) = mpsc::channel(AGENT_EVENT_QUEUE);
     // Every handler runs in a future boxed for its own duration: an idle call then holds
