@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hotline_b2bua::dialog::Dialog;
-use hotline_b2bua::session::{CallEvent, LegId, Route, SessionTable};
+use hotline_b2bua::session::{CallEvent, LegId, ReceivedRequest, Route, SessionTable};
 use hotline_b2bua::sip::uri::Via;
 use hotline_b2bua::sip::{self, Branch, CallId, Headers, Message, Method, Request, Response};
 use hotline_b2bua::transport::Protocol;
@@ -154,19 +154,20 @@ fn per_message(c: &mut Criterion) {
             let Some(route) = table.get(&call_id) else {
                 return 0;
             };
-            let event = CallEvent::Request {
-                request: Box::new(request),
+            let event = CallEvent::Request(Box::new(ReceivedRequest {
+                request,
                 source,
                 protocol: Protocol::Udp,
-            };
+            }));
             if route.sender.try_send(event).is_err() {
                 return 0;
             }
 
             // Call task.
-            let Ok(CallEvent::Request { request, .. }) = receiver.try_recv() else {
+            let Ok(CallEvent::Request(received)) = receiver.try_recv() else {
                 return 0;
             };
+            let request = received.request;
             let ok = Response::to_request(&request, 200, "", None).encode();
             let mut bye = agent.request(Method::Bye, None);
             bye.prepend_header(

@@ -31,8 +31,12 @@ pub(super) struct Anchor {
     relay: Option<MediaSession>,
     /// The engine's o= line toward each leg, indexed by [`index`].
     origins: [OriginState; 3],
-    /// The last SDP received from each leg.
-    received: [Option<SessionDescription>; 3],
+    /// The last SDP body received from each leg, as it arrived. It is parsed again only
+    /// where it is read, because a parsed body takes several times its size on the heap.
+    received: [Option<Box<[u8]>>; 3],
+    /// The RTP clock rate of the agent's telephone-event payload, read for every event
+    /// packet the agent sends.
+    agent_event_clock: u32,
     /// The leg whose media the caller's is bridged to.
     peer: LegId,
     /// Telephone-event observer and gate prefix for the agent's side, kept for a relay
@@ -69,6 +73,7 @@ impl Anchor {
             relay: None,
             origins: [origin(0), origin(1), origin(2)],
             received: [None, None, None],
+            agent_event_clock: 8000,
             peer: LegId::B,
             agent_events: None,
         })
@@ -81,7 +86,7 @@ impl Anchor {
         let description = SessionDescription::parse(body)?;
         self.apply_remote(from, &description)?;
         let rewritten = self.rewrite_for(to, &description)?;
-        self.received[index(from)] = Some(description);
+        self.keep_received(from, body, &description);
         self.update_payload_map()?;
         Ok(rewritten)
     }
@@ -91,29 +96,41 @@ impl Anchor {
     pub fn accept_sdp(&mut self, from: LegId, body: &[u8]) -> Result<(), AnchorError> {
         let description = SessionDescription::parse(body)?;
         self.apply_remote(from, &description)?;
-        self.received[index(from)] = Some(description);
+        self.keep_received(from, body, &description);
         self.update_payload_map()
+    }
+
+    fn keep_received(&mut self, from: LegId, body: &[u8], description: &SessionDescription) {
+        self.received[index(from)] = Some(body.into());
+        if from == LegId::B {
+            self.agent_event_clock = event_clock(description);
+        }
+    }
+
+    /// Parses the last SDP received from `leg` again.
+    fn received(&self, leg: LegId) -> Option<SessionDescription> {
+        let body = self.received[index(leg)].as_deref()?;
+        // The body parsed when it was kept, and parsing is deterministic.
+        SessionDescription::parse(body).ok()
     }
 
     /// An offer for leg `to` built from the caller's last SDP, pointing at `to`'s side.
     pub fn offer_from_caller(&mut self, to: LegId) -> Result<Bytes, AnchorError> {
-        let description = self.received[index(LegId::A)]
-            .clone()
-            .ok_or(AnchorError::NoOffer("a"))?;
+        let description = self.received(LegId::A).ok_or(AnchorError::NoOffer("a"))?;
         self.rewrite_for(to, &description)
     }
 
     /// The last SDP received from `leg`, as text.
     pub fn received_body(&self, leg: LegId) -> Option<Bytes> {
-        let description = self.received[index(leg)].as_ref()?;
+        let description = self.received(leg)?;
         Some(Bytes::from(description.lines().join("\r\n") + "\r\n"))
     }
 
     /// An offer for the caller built from the current peer's last SDP, for a re-INVITE
     /// after a transfer to a remote with another codec.
     pub fn offer_from_peer_for_caller(&mut self) -> Result<Bytes, AnchorError> {
-        let description = self.received[index(self.peer)]
-            .clone()
+        let description = self
+            .received(self.peer)
             .ok_or(AnchorError::NoOffer("peer"))?;
         self.rewrite_for(LegId::A, &description)
     }
@@ -178,9 +195,10 @@ impl Anchor {
     /// described their media.
     fn update_payload_map(&self) -> Result<(), AnchorError> {
         let peer = self.peer;
-        let (Some(a), Some(other), Some(relay)) =
-            (&self.received[0], &self.received[index(peer)], &self.relay)
-        else {
+        let Some(relay) = &self.relay else {
+            return Ok(());
+        };
+        let (Some(a), Some(other)) = (self.received(LegId::A), self.received(peer)) else {
             return Ok(());
         };
         for (stream, (media_a, media_other)) in a.media.iter().zip(&other.media).enumerate() {
@@ -193,7 +211,7 @@ impl Anchor {
                 map = map.with_telephone_event(Side::B, pt);
             }
             if peer != LegId::B
-                && let Some(agent) = &self.received[index(LegId::B)]
+                && let Some(agent) = self.received(LegId::B)
                 && let Some(media_b) = agent.media.get(stream)
                 && let Some(&pt) = media_b.payload_types_for("telephone-event").first()
             {
@@ -232,9 +250,9 @@ impl Anchor {
         let Some(relay) = &self.relay else {
             return false;
         };
-        let payload_type = self.received[index(LegId::A)]
-            .as_ref()
-            .and_then(|sdp| sdp.media.first())
+        let payload_type = self
+            .received(LegId::A)
+            .and_then(|sdp| sdp.media.into_iter().next())
             .and_then(|media| media.payload_types_for("telephone-event").first().copied());
         let Some(payload_type) = payload_type else {
             return false;
@@ -249,19 +267,12 @@ impl Anchor {
 
     /// The RTP clock rate of the agent's telephone-event payload, 8000 when unknown.
     pub fn agent_event_clock(&self) -> u32 {
-        self.received[index(LegId::B)]
-            .as_ref()
-            .and_then(|sdp| sdp.media.first())
-            .and_then(|media| {
-                let pt = *media.payload_types_for("telephone-event").first()?;
-                media.codec(pt).map(|codec| codec.clock_rate)
-            })
-            .unwrap_or(8000)
+        self.agent_event_clock
     }
 
     /// Allocates the relay side toward a transfer target.
     pub fn open_side_c(&mut self) -> Result<(), AnchorError> {
-        let streams = self.received[0].as_ref().map_or(1, |sdp| sdp.media.len());
+        let streams = self.received(LegId::A).map_or(1, |sdp| sdp.media.len());
         self.relay(streams)?.add_side_c()?;
         Ok(())
     }
@@ -318,10 +329,9 @@ impl Anchor {
             relay.set_ringback(None);
             return true;
         }
-        let spec = self.received[index(LegId::A)]
-            .as_ref()
-            .and_then(|sdp| sdp.media.first())
-            .and_then(g711_of);
+        let spec = self
+            .received(LegId::A)
+            .and_then(|sdp| sdp.media.first().and_then(g711_of));
         relay.set_ringback(spec);
         spec.is_some()
     }
@@ -329,15 +339,14 @@ impl Anchor {
     /// Whether the caller's last SDP leaves it unable to talk to its peer: the agent put
     /// the call on hold, so the caller sends nothing or receives nothing.
     pub fn caller_on_hold(&self) -> bool {
-        self.received[index(LegId::A)]
-            .as_ref()
-            .and_then(|sdp| sdp.media.first())
-            .is_some_and(|media| media.direction != crate::sdp::Direction::SendRecv)
+        self.received(LegId::A)
+            .and_then(|sdp| sdp.media.first().map(|media| media.direction))
+            .is_some_and(|direction| direction != crate::sdp::Direction::SendRecv)
     }
 
     /// Whether leg `peer`'s answer uses a first codec the caller also offered.
     pub fn codec_compatible(&self, peer: LegId) -> bool {
-        let (Some(a), Some(other)) = (&self.received[0], &self.received[index(peer)]) else {
+        let (Some(a), Some(other)) = (self.received(LegId::A), self.received(peer)) else {
             return true;
         };
         let (Some(media_a), Some(media_other)) = (a.media.first(), other.media.first()) else {
@@ -363,6 +372,19 @@ impl Anchor {
             None => std::future::pending().await,
         }
     }
+}
+
+/// Returns the RTP clock rate of the first telephone-event payload of the first media
+/// section, or 8000 when there is none.
+fn event_clock(description: &SessionDescription) -> u32 {
+    description
+        .media
+        .first()
+        .and_then(|media| {
+            let pt = *media.payload_types_for("telephone-event").first()?;
+            media.codec(pt).map(|codec| codec.clock_rate)
+        })
+        .unwrap_or(8000)
 }
 
 /// The G.711 codec the caller offered first, if any.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tracing::{debug, warn};
 
 use super::outbound::{self, ALLOW};
-use super::{CallEvent, Context, call};
+use super::{CallEvent, Context, ReceivedRequest, call};
 use crate::sip::{self, Headers, Message, Method, Request, Response};
 use crate::transport::{Handler, Inbound, Protocol, Target};
 
@@ -114,11 +114,11 @@ impl Dispatcher {
             // The INVITE the engine sent came back to it.
             return self.reply(&request, 482, "", target);
         }
-        let event = CallEvent::Request {
-            request: Box::new(request),
+        let event = CallEvent::Request(Box::new(ReceivedRequest {
+            request,
             source: inbound.source,
             protocol: inbound.protocol,
-        };
+        }));
         if route.sender.try_send(event).is_err() {
             self.ctx.metrics.messages_dropped.inc();
             debug!(session = %route.session, "call queue full; message dropped");
@@ -173,10 +173,7 @@ impl Dispatcher {
         };
         match self.ctx.table.get(&call_id) {
             Some(route) => {
-                let event = CallEvent::Response {
-                    response: Box::new(response),
-                    source: self.ctx.local_addr(),
-                };
+                let event = CallEvent::Response(Box::new(response));
                 if route.sender.try_send(event).is_err() {
                     self.ctx.metrics.messages_dropped.inc();
                 }

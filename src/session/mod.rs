@@ -46,17 +46,10 @@ use crate::trunk::Prober;
 /// An event for a call task.
 #[derive(Debug)]
 pub enum CallEvent {
-    // The messages are boxed so that a call's event queue stays small while it is idle:
-    // the queue allocates its slots in blocks, one event size each.
-    Request {
-        request: Box<Request>,
-        source: SocketAddr,
-        protocol: Protocol,
-    },
-    Response {
-        response: Box<Response>,
-        source: SocketAddr,
-    },
+    // The messages are boxed with their addresses to keep an idle call's event queue small,
+    // because the queue allocates its slots in blocks of one event size each.
+    Request(Box<ReceivedRequest>),
+    Response(Box<Response>),
     /// The grace period is over: end the call now.
     Terminate,
     /// Hand the leg toward the remote over to another call, for an attended transfer
@@ -70,6 +63,14 @@ pub enum CallEvent {
         order: Box<TransferOrder>,
         reply: tokio::sync::oneshot::Sender<Result<TransferStatus, StartError>>,
     },
+}
+
+/// A request for a call, with the address and transport it arrived on.
+#[derive(Debug)]
+pub struct ReceivedRequest {
+    pub request: Request,
+    pub source: SocketAddr,
+    pub protocol: Protocol,
 }
 
 /// State shared by the dispatcher and every call task.

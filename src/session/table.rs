@@ -122,6 +122,12 @@ mod tests {
     }
 
     #[test]
+    fn call_event_is_three_words() {
+        // Every call's queue allocates a block of slots of this size at its creation.
+        assert!(size_of::<CallEvent>() <= 3 * size_of::<usize>());
+    }
+
+    #[test]
     fn insert_refuses_taken_call_id() {
         let table = SessionTable::new();
         let call_id = CallId::new("a@h");

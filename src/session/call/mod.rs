@@ -42,7 +42,7 @@ use super::anchor::Anchor;
 use super::outbound::{self, ALLOW};
 use super::routing::Router;
 use super::transactions::{Purpose, Txn};
-use super::{CallEvent, Context, Failure, LegId, Route, SessionId};
+use super::{CallEvent, Context, Failure, LegId, ReceivedRequest, Route, SessionId};
 use crate::dialog::Dialog;
 use crate::media::TelephoneEventPacket;
 use crate::sip::{Branch, CallId, Headers, Method, Request, Tag};
@@ -170,11 +170,11 @@ pub(super) fn spawn(
     let span = info_span!("call", call.id = %a_call_id, session = %session, peer = %source);
     // The INVITE is boxed before the task captures it: a captured value keeps its room in
     // the task for the call's whole life.
-    let first = CallEvent::Request {
-        request: Box::new(invite),
+    let first = Box::new(ReceivedRequest {
+        request: invite,
         source,
         protocol,
-    };
+    });
     tokio::spawn(run(ctx, session, first, receiver).instrument(span));
     Some(sender)
 }
@@ -182,16 +182,17 @@ pub(super) fn spawn(
 async fn run(
     ctx: Arc<Context>,
     session: SessionId,
-    first: CallEvent,
+    first: Box<ReceivedRequest>,
     mut receiver: mpsc::Receiver<CallEvent>,
 ) {
-    let CallEvent::Request {
+    // The box is moved into the block so that it is freed there, not when the call ends.
+    let ReceivedRequest {
         request,
         source,
         protocol,
-    } = first
-    else {
-        return;
+    } = {
+        let first = first;
+        *first
     };
     let a_call_id = request.call_id().ok();
     let (events, mut agent_events) = mpsc::channel(AGENT_EVENT_QUEUE);
@@ -200,7 +201,7 @@ async fn run(
     let started = Box::pin(Call::start(
         Arc::clone(&ctx),
         session,
-        *request,
+        request,
         source,
         protocol,
         events,
@@ -475,12 +476,15 @@ impl Call {
 
     async fn on_event(&mut self, event: CallEvent) {
         match event {
-            CallEvent::Request {
-                request,
-                source,
-                protocol,
-            } => self.on_request(*request, source, protocol).await,
-            CallEvent::Response { response, .. } => self.on_response(*response).await,
+            CallEvent::Request(received) => {
+                let ReceivedRequest {
+                    request,
+                    source,
+                    protocol,
+                } = *received;
+                self.on_request(request, source, protocol).await;
+            }
+            CallEvent::Response(response) => self.on_response(*response).await,
             CallEvent::Terminate => {
                 self.shutting_down = true;
                 self.abort_transfer("engine shutting down").await;

@@ -119,6 +119,7 @@ impl Call {
             .retain(|pending| !(pending.leg == leg && pending.seq == seq));
         if self.pending_2xx.len() != before {
             debug!(leg = leg.as_str(), seq, "2xx acknowledged");
+            self.pending_2xx.shrink_to_fit();
         }
 
         let Some(position) = self
@@ -134,6 +135,7 @@ impl Call {
             to,
             ..
         } = self.pending_acks.remove(position);
+        self.pending_acks.shrink_to_fit();
         if request.has_sdp()
             && let Some(body) = self.rewrite_sdp(leg, to, request.body())
         {

@@ -133,6 +133,7 @@ impl Call {
             // Offerless INVITE: the agent's 2xx carried the offer, so the caller's ACK
             // carries the answer that the agent's ACK must carry too.
             let from_seq = self.a_invite.cseq().map(|cseq| cseq.seq).unwrap_or(1);
+            self.pending_acks.reserve_exact(1);
             self.pending_acks.push(PendingAck {
                 from: LegId::A,
                 from_seq,
@@ -203,6 +204,7 @@ impl Call {
             if link.original.has_sdp() {
                 self.send_ack(leg, ack, target).await;
             } else {
+                self.pending_acks.reserve_exact(1);
                 self.pending_acks.push(PendingAck {
                     from: link.from,
                     from_seq,
@@ -263,6 +265,8 @@ impl Call {
         let bytes = ack.encode();
         self.last_acks
             .retain(|(acked_leg, _, _, _)| *acked_leg != leg);
+        // Grows by one entry only, because the ACKs are kept for the call's whole life.
+        self.last_acks.reserve_exact(1);
         self.last_acks.push((leg, seq, bytes.clone(), target));
         let _ = self.ctx.send(target, bytes).await;
     }

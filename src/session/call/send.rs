@@ -402,6 +402,9 @@ impl Call {
             }
         }
         self.pending_2xx.retain(|pending| pending.give_up > now);
+        if !expired.is_empty() {
+            self.pending_2xx.shrink_to_fit();
+        }
         for leg in expired {
             warn!(leg = leg.as_str(), "no ACK for 2xx; ending the call");
             self.hang_up(None).await;
@@ -427,6 +430,8 @@ impl Call {
         let now = Instant::now();
         let t1 = self.ctx.timers.t1();
         self.pending_2xx.retain(|pending| pending.leg != leg);
+        // Grows by one entry only, because the vector lives as long as the call.
+        self.pending_2xx.reserve_exact(1);
         self.pending_2xx.push(Pending2xx {
             leg,
             seq,
