@@ -39,6 +39,17 @@ pub struct Config {
     pub control: ControlConfig,
     pub cdr: CdrConfig,
     pub transfer: TransferConfig,
+    pub runtime: RuntimeConfig,
+}
+
+/// The threads the engine runs on.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Worker threads for signalling and the relay; 0 means one per CPU the process may
+    /// use. One worker spends less CPU per call (no hand-offs between threads) but is
+    /// limited to one core.
+    pub workers: usize,
 }
 
 /// How this engine's hotline presents itself to the hotlines it transfers to.

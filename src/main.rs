@@ -42,6 +42,7 @@ The configuration file is TOML; every key is optional. The main keys, with defau
              overrides it)
   [dialplan] paths = [\"../dialplans\"] (dialplan files or directories, relative to the
              configuration file's directory; see docs/dialplan.md)
+  [runtime]  workers = 0 (worker threads, 0 = one per CPU)
 Logs go to standard error. Exit codes: 0 success, 2 invalid configuration or dialplan,
 3 transfer refused (route), 1 other failure.";
 
@@ -264,10 +265,11 @@ fn run(path: &Path) -> ExitCode {
         "starting"
     );
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if config.runtime.workers > 0 {
+        builder.worker_threads(config.runtime.workers);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             tracing::error!(%error, "failed to start the async runtime");

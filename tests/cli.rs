@@ -89,6 +89,7 @@ fn shipped_config_lists_every_default() {
         "retry_after_secs",
         "format",
         "level",
+        "workers",
     ] {
         let line = format!("\n{key} = ");
         assert!(text.contains(&line), "config/hotline.toml lacks {key}");
@@ -125,7 +126,7 @@ fn check_reports_unknown_keys() {
             "bad.toml:3:1: unknown key `listen_tcp` in [sip], expected one of: listen, \
              trusted, udp_max_bytes, user_agent, udp_recv_buffer",
             "bad.toml:5:1: unknown section `rtp`, expected one of: sip, agent, timers, \
-             media, shutdown, log, dialplan, control, cdr, transfer",
+             media, shutdown, log, dialplan, control, cdr, transfer, runtime",
             "bad.toml: invalid configuration, 2 problems",
         ]
     );

@@ -45,6 +45,14 @@ GEN_AGENT = 7402
 RTPENGINE_NG = 7223
 ENGINE_MEDIA = (34000, 53999)  # 10,000 port pairs: 5,000 calls with both legs
 RTPENGINE_MEDIA = (54000, 59999)
+# SIPp at high rates: the same 4 MiB receive buffer as the engine and Kamailio (SIPp's
+# default is 64 KiB), and more messages handled per turn of its loop.
+SIPP_THROUGHPUT = ["-buff_size", str(4 * 1024 * 1024),
+                   "-max_recv_loops", "10000", "-max_sched_loops", "10000"]
+# Every calls-per-second subject first carries this many calls per second for this many
+# seconds, not counted, so that start-up (Kamailio forking its workers, caches, the
+# engine's first relay ports) does not fail the first step.
+CPS_WARMUP = (200, 2)
 KAMAILIO_MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
 
 FULL = {
@@ -284,7 +292,8 @@ def cps_step(processes, work, name, target, uas_port, rate, seconds):
     if uas_port is not None:
         uas = processes.start(
             f"{tag}-uas",
-            sipp("uas", uas_port, 16000, ["-trace_stat", "-stf", str(uas_stats), "-fd", "1"]),
+            sipp("uas", uas_port, 16000, ["-trace_stat", "-stf", str(uas_stats), "-fd", "1"]
+                 + SIPP_THROUGHPUT),
         )
         time.sleep(0.3)
     code = processes.run(
@@ -297,8 +306,7 @@ def cps_step(processes, work, name, target, uas_port, rate, seconds):
                 "-r", str(rate), "-m", str(calls), "-d", "0",
                 "-timeout", str(seconds + 20), "-timeout_error",
                 "-trace_stat", "-stf", str(uac_stats), "-fd", "1",
-                "-max_recv_loops", "10000", "-max_sched_loops", "10000",
-            ],
+            ] + SIPP_THROUGHPUT,
             target,
         ),
         timeout=seconds + 30,
@@ -327,6 +335,9 @@ def cps_step(processes, work, name, target, uas_port, rate, seconds):
 
 
 def cps_subject(processes, work, name, target, uas_port, rates, seconds):
+    warmup = cps_step(processes, work, f"{name}-warmup", target, uas_port, *CPS_WARMUP)
+    print(f"  cps {name} warm-up: {warmup}", flush=True)
+    time.sleep(1)
     steps = []
     for rate in rates:
         step = cps_step(processes, work, name, target, uas_port, rate, seconds)
@@ -336,7 +347,7 @@ def cps_subject(processes, work, name, target, uas_port, rates, seconds):
             break
         time.sleep(1)
     best = max((step["rate"] for step in steps if step["passed"]), default=0)
-    return {"best": best, "steps": steps}
+    return {"best": best, "steps": steps, "warmup": warmup}
 
 
 def measure_cps(processes, work, engine, plan):

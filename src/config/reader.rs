@@ -28,6 +28,7 @@ const MAX_RECV_BUFFER: u64 = i32::MAX as u64;
 
 const SECTIONS: &[&str] = &[
     "sip", "agent", "timers", "media", "shutdown", "log", "dialplan", "control", "cdr", "transfer",
+    "runtime",
 ];
 const SIP_KEYS: &[&str] = &[
     "listen",
@@ -111,6 +112,7 @@ impl<'i> Reader<'i> {
                 "control" => self.read_control(table, &mut config.control),
                 "cdr" => self.read_cdr(table, &mut config.cdr),
                 "transfer" => self.read_transfer(table, &mut config.transfer),
+                "runtime" => self.read_runtime(table, &mut config.runtime),
                 _ => self.read_dialplan(table, &mut config.dialplan),
             }
         }

@@ -1,18 +1,21 @@
-//! Reads and checks the `[control]` (HTTP control API), `[cdr]` (transfer records) and
-//! `[transfer]` (how transfers present this hotline) sections.
+//! Reads and checks the `[control]` (HTTP control API), `[cdr]` (transfer records),
+//! `[transfer]` (how transfers present this hotline) and `[runtime]` (threads) sections.
 
 use std::path::PathBuf;
 
 use toml::de::DeTable;
 
 use super::reader::{Reader, Value, set};
-use super::{CdrConfig, Config, ControlConfig, TransferConfig};
+use super::{CdrConfig, Config, ControlConfig, RuntimeConfig, TransferConfig};
 
 const CONTROL_KEYS: &[&str] = &["enabled", "listen", "allow_remote", "token_env"];
 const CDR_KEYS: &[&str] = &["enabled", "path"];
 const TRANSFER_KEYS: &[&str] = &["origin_number", "hop_limit"];
 /// Most hops a transfer may follow; more than any real chain of hotlines.
 const MAX_HOP_LIMIT: u64 = 32;
+const RUNTIME_KEYS: &[&str] = &["workers"];
+/// Most worker threads; catches a value meant for something else.
+const MAX_WORKERS: u64 = 1024;
 
 impl<'i> Reader<'i> {
     pub(super) fn read_control(&mut self, table: &DeTable<'i>, control: &mut ControlConfig) {
@@ -34,6 +37,15 @@ impl<'i> Reader<'i> {
                 "cdr.enabled" => set(&mut cdr.enabled, self.boolean(&field, value)),
                 _ => set(&mut cdr.path, self.record_path(&field, value)),
             }
+        }
+    }
+
+    pub(super) fn read_runtime(&mut self, table: &DeTable<'i>, runtime: &mut RuntimeConfig) {
+        for (field, value) in self.entries("runtime", table, RUNTIME_KEYS) {
+            set(
+                &mut runtime.workers,
+                self.int(&field, value, 0, MAX_WORKERS),
+            );
         }
     }
 
@@ -186,6 +198,15 @@ mod tests {
         assert_eq!(config.control.token_env, "HOTLINE_CONTROL_TOKEN");
         assert!(config.cdr.enabled);
         assert_eq!(config.cdr.path, Path::new("records/transfers.jsonl"));
+    }
+
+    #[test]
+    fn runtime_workers_default_and_range() {
+        assert_eq!(parse("").runtime.workers, 0);
+        assert_eq!(parse("[runtime]\nworkers = 1\n").runtime.workers, 1);
+        let problems = problems("[runtime]\nworkers = 5000\n");
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].starts_with("t.toml:2:11: "), "{problems:?}");
     }
 
     #[test]

@@ -20,8 +20,9 @@ use crate::config::MediaConfig;
 /// [`super::RELATCH_SILENCE`].
 pub const PAIR_REST: Duration = Duration::from_secs(1);
 
-/// The most released pairs kept bound for reuse (two file descriptors each): enough for
-/// every pair released in [`PAIR_REST`] at 2,000 calls per second.
+/// The most released pairs kept bound for reuse (two file descriptors each) unless
+/// [`PortPool::limit_parked`] sets another bound: enough for every pair released in
+/// [`PAIR_REST`] at 2,000 calls per second.
 pub const MAX_PARKED: usize = 4096;
 
 /// How many pairs [`PortPool::prebind`] binds ahead of the first calls.
@@ -38,8 +39,9 @@ const DRAIN_LIMIT: usize = 256;
 /// process has bound is skipped.
 ///
 /// Binding a pair costs two sockets, two binds and two registrations with the reactor,
-/// and closing it as many calls again: a fifth of the engine's CPU per call at a few
-/// thousand calls per second, and 60-70 µs on a transfer's path to the remote INVITE.
+/// and closing it as many calls again. That was a fifth of the engine's CPU per call at
+/// a few thousand calls per second, and 60-70 µs on a transfer's path to the remote
+/// INVITE.
 /// So a released pair stays bound ("parked", up to [`MAX_PARKED`]) and is handed out
 /// again after resting [`PAIR_REST`], its queued datagrams discarded.
 /// [`PortPool::prebind`] parks a few pairs ahead of the first calls.
@@ -64,6 +66,8 @@ struct PoolState {
     next: usize,
     /// Released pairs still bound, the longest resting first.
     parked: VecDeque<Parked>,
+    /// The maximum number of pairs in `parked`.
+    max_parked: usize,
     leased: usize,
 }
 
@@ -125,6 +129,7 @@ impl PortPool {
                 bound: vec![false; count],
                 next: 0,
                 parked: VecDeque::new(),
+                max_parked: MAX_PARKED,
                 leased: 0,
             }),
         }))
@@ -154,6 +159,13 @@ impl PortPool {
         self.state().leased
     }
 
+    /// Sets the most pairs kept bound for reuse, such as from the open-files limit; at
+    /// most the whole range. Pairs parked beyond it are closed when next handed out.
+    pub fn limit_parked(&self, pairs: usize) {
+        let mut state = self.state();
+        state.max_parked = pairs.min(state.bound.len());
+    }
+
     /// Returns how many released or prebound pairs are kept bound for reuse.
     pub fn parked(&self) -> usize {
         self.state().parked.len()
@@ -167,7 +179,7 @@ impl PortPool {
     ///
     /// As [`PortPool::allocate`], except that running out of free ports is not an error.
     pub fn prebind(self: &Arc<Self>, pairs: usize) -> Result<usize, MediaError> {
-        let pairs = pairs.min(self.capacity() / 4).min(MAX_PARKED);
+        let pairs = pairs.min(self.capacity() / 4).min(self.state().max_parked);
         let mut bound = Vec::with_capacity(pairs);
         for _ in 0..pairs {
             match self.bind_next() {
@@ -300,7 +312,7 @@ impl PortPool {
     fn release(&self, index: usize, sockets: Sockets) {
         let mut state = self.state();
         state.leased = state.leased.saturating_sub(1);
-        if state.parked.len() < MAX_PARKED {
+        if state.parked.len() < state.max_parked {
             state.parked.push_back(Parked {
                 index,
                 sockets,

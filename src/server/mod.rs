@@ -141,6 +141,12 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Context>> {
             needed, "the open-files limit is lower than the relay port range needs"
         );
     }
+    // Parked pairs may take a quarter of the files beyond the first 1,024; the rest is
+    // left to the pairs of calls in progress.
+    if let Some(limit) = open_files {
+        let files = usize::try_from(limit.saturating_sub(1024)).unwrap_or(usize::MAX);
+        pool.limit_parked(files / 8);
+    }
     // A bind failure here (address not local) surfaces again, with its call, when a call
     // needs ports; the engine still handles signalling meanwhile.
     if let Err(error) = pool.prebind(PREBOUND) {
