@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -221,6 +222,8 @@ def write_engine_config(work, agent_port=AGENT, inactivity=0):
         text = plan.read_text()
         for port in range(5081, 5095):
             text = text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{port + HOTLINE_PORT_SHIFT}")
+        # The shipped trunks allow 30 simultaneous calls each; the transfer runs hold more.
+        text = re.sub(r"(?m)^channels = \d+$", "channels = 5000", text)
         (plans / plan.name).write_text(text)
     config = work / "hotline.toml"
     config.write_text(
@@ -292,7 +295,7 @@ def cps_step(processes, work, name, target, uas_port, rate, seconds):
     if uas_port is not None:
         uas = processes.start(
             f"{tag}-uas",
-            sipp("uas", uas_port, 16000, ["-trace_stat", "-stf", str(uas_stats), "-fd", "1"]
+            sipp("uas_ringing.xml", uas_port, 16000, ["-trace_stat", "-stf", str(uas_stats), "-fd", "1"]
                  + SIPP_THROUGHPUT),
         )
         time.sleep(0.3)
