@@ -366,7 +366,7 @@ def measure_cps(processes, work, engine, plan):
         command = [
             kamailio, "-f", str(LOAD / "kamailio.cfg"), "-L", KAMAILIO_MODULES,
             "-A", f'UAS_ADDR="sip:{LOCALHOST}:{KAMAILIO_UAS}"',
-            "-l", f"udp:{LOCALHOST}:{KAMAILIO}", "-x", "tlsf", "-m", "512", "-M", "16",
+            "-l", f"udp:{LOCALHOST}:{KAMAILIO}", "-x", "tlsf", "-m", "2048", "-M", "16",
             "-n", "2", "-DD", "-E", "-Y", str(work / "kamailio-run"), "-w", str(work),
         ]
         (work / "kamailio-run").mkdir(exist_ok=True)
@@ -896,6 +896,7 @@ def main():
     parser.add_argument("--triggers", default="info,rfc4733",
                         help="comma-separated transfer triggers to measure: info, rfc4733")
     parser.add_argument("--results", default=str(ROOT / "benches" / "results"), help="output directory")
+    parser.add_argument("--tag", default="", help="suffix for the results files' names, such as cps")
     args = parser.parse_args()
     args.engine = str(Path(args.engine).resolve())
     args.rtpgen = str(Path(args.rtpgen).resolve())
@@ -910,7 +911,10 @@ def main():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     plan = dict(plan)
-    plan["memory_calls"] = [calls for calls in plan["memory_calls"] if 4 * calls + 256 <= limit] or [(limit - 256) // 4]
+    # Four relay sockets per call, plus the engine's prebound pairs and its other files:
+    # a step that does not fit under the open-files limit is cut to the most that does.
+    fitting = (limit - 512) // 4 // 100 * 100
+    plan["memory_calls"] = sorted({min(calls, fitting) for calls in plan["memory_calls"]})
 
     work = Path(tempfile.mkdtemp(prefix="hotline-load-"))
     processes = Processes(work)
@@ -935,6 +939,7 @@ def main():
     out = Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{date}-{result['machine']['host']}" + ("-smoke" if args.smoke else "")
+    stem += f"-{args.tag}" if args.tag else ""
     (out / f"{stem}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     (out / f"{stem}.md").write_text(markdown(result))
     if plot(result, out / f"{stem}.png"):
