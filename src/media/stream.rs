@@ -189,7 +189,7 @@ enum Port {
     Rtcp,
 }
 
-/// What woke a stream's task.
+/// The reason a stream's task woke up.
 enum Wake {
     /// A change from the session handle; `None` once the handle is dropped.
     Control(Option<Control>),
