@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, debug_span};
 
-use super::stream::{Activity, Control, Relay, SideCounters};
+use super::stream::{Activity, Control, ControlQueue, ControlSender, Relay, SideCounters};
 use super::{
     MediaError, PayloadMap, PortPool, RelayCounters, RemoteEndpoint, Ringback, Side,
     TelephoneEventPacket,
@@ -38,7 +38,7 @@ struct StreamHandle {
     /// Local RTP address of sides A, B and C (C only while allocated).
     local: [Option<SocketAddr>; 3],
     counters: Arc<[SideCounters; 3]>,
-    control: mpsc::UnboundedSender<Control>,
+    control: ControlSender,
     task: JoinHandle<()>,
 }
 
@@ -92,15 +92,13 @@ impl MediaSession {
             c.as_ref().map(|pair| pair.rtp_addr()),
         ];
         let counters = Arc::new(Default::default());
-        let (control, control_receiver) = mpsc::unbounded_channel();
+        let (control, control_receiver) = ControlQueue::new();
         if let Some(c) = c {
-            // The receiver is alive: it is handed to the relay below.
-            let _ = control.send(Control::Side(Side::C, Some(Box::new(c))));
+            control.send(Control::Side(Side::C, Some(Box::new(c))));
         }
         for side in [Side::A, Side::B, Side::C] {
             if let Some(observer) = &self.observers[side.index()] {
-                // The receiver is alive: it is handed to the relay below.
-                let _ = control.send(Control::Observer(side, Some(observer.clone())));
+                control.send(Control::Observer(side, Some(observer.clone())));
             }
         }
 
@@ -156,7 +154,7 @@ impl MediaSession {
         }
         for (stream, pair) in self.streams.iter_mut().zip(pairs) {
             stream.local[Side::C.index()] = Some(pair.rtp_addr());
-            let _ = stream
+            stream
                 .control
                 .send(Control::Side(Side::C, Some(Box::new(pair))));
         }
@@ -171,8 +169,8 @@ impl MediaSession {
         }
         for stream in &mut self.streams {
             stream.local[Side::C.index()] = None;
-            let _ = stream.control.send(Control::Side(Side::C, None));
-            let _ = stream.control.send(Control::Route(Side::C, None));
+            stream.control.send(Control::Side(Side::C, None));
+            stream.control.send(Control::Route(Side::C, None));
         }
         self.side_c = false;
     }
@@ -181,14 +179,14 @@ impl MediaSession {
     /// `None` drops them. By default A and B are bridged and C goes nowhere.
     pub fn set_route(&self, from: Side, to: Option<Side>) {
         for stream in &self.streams {
-            let _ = stream.control.send(Control::Route(from, to));
+            stream.control.send(Control::Route(from, to));
         }
     }
 
     /// Starts generated ringback toward side A on the first stream, or stops it.
     pub fn set_ringback(&self, ringback: Option<Ringback>) {
         if let Some(stream) = self.streams.first() {
-            let _ = stream.control.send(Control::Ringback(ringback));
+            stream.control.send(Control::Ringback(ringback));
         }
     }
 
@@ -197,7 +195,7 @@ impl MediaSession {
     /// [`MediaSession::release_event_gate`]; 0 disarms the gate.
     pub fn arm_event_gate(&self, side: Side, prefix: u16) {
         for stream in &self.streams {
-            let _ = stream.control.send(Control::GateArm(side, prefix));
+            stream.control.send(Control::GateArm(side, prefix));
         }
     }
 
@@ -205,14 +203,14 @@ impl MediaSession {
     /// payload type side A negotiated for telephone events.
     pub fn send_keys_to_a(&self, events: Vec<u8>, payload_type: u8) {
         if let Some(stream) = self.streams.first() {
-            let _ = stream.control.send(Control::Keys(events, payload_type));
+            stream.control.send(Control::Keys(events, payload_type));
         }
     }
 
     /// Lets `side`'s telephone events through again, from the next event on.
     pub fn release_event_gate(&self, side: Side) {
         for stream in &self.streams {
-            let _ = stream.control.send(Control::GateRelease(side));
+            stream.control.send(Control::GateRelease(side));
         }
     }
 
@@ -252,8 +250,7 @@ impl MediaSession {
     ) {
         self.observers[side.index()].clone_from(&observer);
         for stream in &self.streams {
-            // A send fails only if the task has ended, and then there is nothing to observe.
-            let _ = stream
+            stream
                 .control
                 .send(Control::Observer(side, observer.clone()));
         }
@@ -313,8 +310,7 @@ impl MediaSession {
     }
 
     fn send(&self, stream: usize, command: Control) -> Result<(), MediaError> {
-        // A send fails only if the task has ended, and then there is nothing to change.
-        let _ = self.stream(stream)?.control.send(command);
+        self.stream(stream)?.control.send(command);
         Ok(())
     }
 }

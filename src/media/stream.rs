@@ -2,11 +2,12 @@
 //! sides, with symmetric-RTP latching and counters.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -189,6 +190,86 @@ enum Port {
     Rtcp,
 }
 
+/// The queue of changes from the session handle to one stream's task.
+///
+/// A tokio channel allocates room for 32 messages when it is created, while a held
+/// call's stream receives a handful of changes in its whole life; this queue holds
+/// nothing while empty.
+#[derive(Debug, Default)]
+pub(super) struct ControlQueue {
+    state: Mutex<ControlState>,
+}
+
+#[derive(Debug, Default)]
+struct ControlState {
+    pending: VecDeque<Control>,
+    /// The task to wake when a change arrives or the sender is dropped.
+    waker: Option<Waker>,
+    closed: bool,
+}
+
+/// The session handle's end of a [`ControlQueue`]. Dropping it stops the stream's task.
+#[derive(Debug)]
+pub(super) struct ControlSender(Arc<ControlQueue>);
+
+impl ControlQueue {
+    /// Creates a queue and returns its sending end and the end the task polls.
+    pub(super) fn new() -> (ControlSender, Arc<ControlQueue>) {
+        let queue = Arc::new(ControlQueue::default());
+        (ControlSender(Arc::clone(&queue)), queue)
+    }
+
+    fn state(&self) -> MutexGuard<'_, ControlState> {
+        // Every update is one push, pop or store, so the state is whole even after a
+        // holder panicked.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn update(&self, change: impl FnOnce(&mut ControlState)) {
+        let waker = {
+            let mut state = self.state();
+            change(&mut state);
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Returns the next change, `None` once the sender is dropped and every change was
+    /// taken, or registers the task to be woken.
+    pub(super) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Control>> {
+        let mut state = self.state();
+        if let Some(command) = state.pending.pop_front() {
+            if state.pending.is_empty() {
+                state.pending = VecDeque::new();
+            }
+            return Poll::Ready(Some(command));
+        }
+        if state.closed {
+            return Poll::Ready(None);
+        }
+        match &mut state.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl ControlSender {
+    /// Queues a change for the stream's task; a task that has ended ignores it.
+    pub(super) fn send(&self, command: Control) {
+        self.0.update(|state| state.pending.push_back(command));
+    }
+}
+
+impl Drop for ControlSender {
+    fn drop(&mut self) {
+        self.0.update(|state| state.closed = true);
+    }
+}
+
 /// The reason a stream's task woke up.
 enum Wake {
     /// A change from the session handle; `None` once the handle is dropped.
@@ -299,7 +380,7 @@ pub(super) struct Relay {
     map: PayloadMap,
     counters: Arc<[SideCounters; 3]>,
     activity: Arc<Activity>,
-    control: mpsc::UnboundedReceiver<Control>,
+    control: Arc<ControlQueue>,
     /// The socket polled first on the next wake-up, so that a busy socket cannot starve
     /// the others.
     first_polled: usize,
@@ -311,7 +392,7 @@ impl Relay {
         sockets: [PortPair; 2],
         counters: Arc<[SideCounters; 3]>,
         activity: Arc<Activity>,
-        control: mpsc::UnboundedReceiver<Control>,
+        control: Arc<ControlQueue>,
     ) -> Relay {
         let [a, b] = sockets;
         Relay {
@@ -357,7 +438,7 @@ impl Relay {
     /// Returns the first thing that needs the task: a control message, a readable socket
     /// (starting from a different socket each time) or a ringback packet due.
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
-        if let Poll::Ready(command) = self.control.poll_recv(cx) {
+        if let Poll::Ready(command) = self.control.poll_next(cx) {
             return Poll::Ready(Wake::Control(command));
         }
         let start = self.first_polled;

@@ -899,3 +899,27 @@ async fn event_gate_holds_feature_code() {
     let (received, _) = receive(&call.caller).await;
     assert_eq!(received, next);
 }
+
+#[tokio::test]
+async fn control_queue_delivers_in_order_then_closes() {
+    use super::stream::{Control, ControlQueue};
+
+    let (sender, queue) = ControlQueue::new();
+    sender.send(Control::GateRelease(Side::A));
+    sender.send(Control::GateRelease(Side::B));
+    let next = || std::future::poll_fn(|cx| queue.poll_next(cx));
+    assert!(matches!(next().await, Some(Control::GateRelease(Side::A))));
+    assert!(matches!(next().await, Some(Control::GateRelease(Side::B))));
+
+    // Empty: the task waits and is woken by the next change.
+    let waiting = tokio::time::timeout(Duration::from_millis(20), next()).await;
+    assert!(waiting.is_err());
+    let ((), taken) = tokio::join!(async { sender.send(Control::GateRelease(Side::C)) }, next());
+    assert!(matches!(taken, Some(Control::GateRelease(Side::C))));
+
+    // A change queued before the sender is dropped is still delivered.
+    sender.send(Control::GateRelease(Side::A));
+    drop(sender);
+    assert!(matches!(next().await, Some(Control::GateRelease(Side::A))));
+    assert!(next().await.is_none());
+}
