@@ -12,6 +12,7 @@
 //! SDP modules: the session core reads the SDP and passes the results in.
 
 mod batch;
+mod mailbox;
 mod packet;
 mod payload;
 mod ports;
@@ -28,7 +29,11 @@ use std::time::Duration;
 
 use crate::config::MediaConfig;
 
+pub use mailbox::{Mailbox, MailboxSender, mailbox};
 pub use payload::{PayloadMap, TelephoneEventPacket};
+
+/// Where a relay copies the telephone-event packets of a side.
+pub type EventObserver = MailboxSender<Box<TelephoneEventPacket>>;
 pub use ports::{MAX_PARKED, PAIR_REST, PREBOUND, PortPair, PortPool};
 pub use session::MediaSession;
 pub use stream::{RELATCH_SILENCE, RelayCounters};

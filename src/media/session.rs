@@ -4,15 +4,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, debug_span};
 
-use super::stream::{Activity, Control, ControlQueue, ControlSender, Relay, SideCounters};
+use super::mailbox::{MailboxSender, mailbox};
+use super::stream::{Activity, Control, Relay, SideCounters};
 use super::{
-    MediaError, PayloadMap, PortPool, RelayCounters, RemoteEndpoint, Ringback, Side,
-    TelephoneEventPacket,
+    EventObserver, MediaError, PayloadMap, PortPool, RelayCounters, RemoteEndpoint, Ringback, Side,
 };
 
 /// The media of one call: one relay stream per `m=` line, each with a port pair on side A
@@ -28,7 +28,7 @@ pub struct MediaSession {
     hold: watch::Sender<bool>,
     inactivity_timeout: Option<Duration>,
     /// Telephone-event observers of sides A, B and C, for streams added later.
-    observers: [Option<mpsc::Sender<Box<TelephoneEventPacket>>>; 3],
+    observers: [Option<EventObserver>; 3],
     /// Whether side C (a transfer target) has sockets.
     side_c: bool,
 }
@@ -38,7 +38,7 @@ struct StreamHandle {
     /// Local RTP address of sides A, B and C (C only while allocated).
     local: [Option<SocketAddr>; 3],
     counters: Arc<[SideCounters; 3]>,
-    control: ControlSender,
+    control: MailboxSender<Control>,
     task: JoinHandle<()>,
 }
 
@@ -92,13 +92,13 @@ impl MediaSession {
             c.as_ref().map(|pair| pair.rtp_addr()),
         ];
         let counters = Arc::new(Default::default());
-        let (control, control_receiver) = ControlQueue::new();
+        let (control, control_receiver) = mailbox(usize::MAX);
         if let Some(c) = c {
-            control.send(Control::Side(Side::C, Some(Box::new(c))));
+            change(&control, Control::Side(Side::C, Some(Box::new(c))));
         }
         for side in [Side::A, Side::B, Side::C] {
             if let Some(observer) = &self.observers[side.index()] {
-                control.send(Control::Observer(side, Some(observer.clone())));
+                change(&control, Control::Observer(side, Some(observer.clone())));
             }
         }
 
@@ -154,9 +154,10 @@ impl MediaSession {
         }
         for (stream, pair) in self.streams.iter_mut().zip(pairs) {
             stream.local[Side::C.index()] = Some(pair.rtp_addr());
-            stream
-                .control
-                .send(Control::Side(Side::C, Some(Box::new(pair))));
+            change(
+                &stream.control,
+                Control::Side(Side::C, Some(Box::new(pair))),
+            );
         }
         self.side_c = true;
         Ok(())
@@ -169,8 +170,8 @@ impl MediaSession {
         }
         for stream in &mut self.streams {
             stream.local[Side::C.index()] = None;
-            stream.control.send(Control::Side(Side::C, None));
-            stream.control.send(Control::Route(Side::C, None));
+            change(&stream.control, Control::Side(Side::C, None));
+            change(&stream.control, Control::Route(Side::C, None));
         }
         self.side_c = false;
     }
@@ -179,14 +180,14 @@ impl MediaSession {
     /// `None` drops them. By default A and B are bridged and C goes nowhere.
     pub fn set_route(&self, from: Side, to: Option<Side>) {
         for stream in &self.streams {
-            stream.control.send(Control::Route(from, to));
+            change(&stream.control, Control::Route(from, to));
         }
     }
 
     /// Starts generated ringback toward side A on the first stream, or stops it.
     pub fn set_ringback(&self, ringback: Option<Ringback>) {
         if let Some(stream) = self.streams.first() {
-            stream.control.send(Control::Ringback(ringback));
+            change(&stream.control, Control::Ringback(ringback));
         }
     }
 
@@ -195,7 +196,7 @@ impl MediaSession {
     /// [`MediaSession::release_event_gate`]; 0 disarms the gate.
     pub fn arm_event_gate(&self, side: Side, prefix: u16) {
         for stream in &self.streams {
-            stream.control.send(Control::GateArm(side, prefix));
+            change(&stream.control, Control::GateArm(side, prefix));
         }
     }
 
@@ -203,14 +204,14 @@ impl MediaSession {
     /// payload type side A negotiated for telephone events.
     pub fn send_keys_to_a(&self, events: Vec<u8>, payload_type: u8) {
         if let Some(stream) = self.streams.first() {
-            stream.control.send(Control::Keys(events, payload_type));
+            change(&stream.control, Control::Keys(events, payload_type));
         }
     }
 
     /// Lets `side`'s telephone events through again, from the next event on.
     pub fn release_event_gate(&self, side: Side) {
         for stream in &self.streams {
-            stream.control.send(Control::GateRelease(side));
+            change(&stream.control, Control::GateRelease(side));
         }
     }
 
@@ -243,16 +244,10 @@ impl MediaSession {
     /// sends on any stream, present or added later; `None` removes it. The stream's
     /// [`PayloadMap`] marks which payload types are telephone events. The relay never
     /// waits for the channel, so copies are lost while it is full.
-    pub fn set_event_observer(
-        &mut self,
-        side: Side,
-        observer: Option<mpsc::Sender<Box<TelephoneEventPacket>>>,
-    ) {
+    pub fn set_event_observer(&mut self, side: Side, observer: Option<EventObserver>) {
         self.observers[side.index()].clone_from(&observer);
         for stream in &self.streams {
-            stream
-                .control
-                .send(Control::Observer(side, observer.clone()));
+            change(&stream.control, Control::Observer(side, observer.clone()));
         }
     }
 
@@ -310,7 +305,7 @@ impl MediaSession {
     }
 
     fn send(&self, stream: usize, command: Control) -> Result<(), MediaError> {
-        self.stream(stream)?.control.send(command);
+        change(&self.stream(stream)?.control, command);
         Ok(())
     }
 }
@@ -325,4 +320,10 @@ impl Drop for MediaSession {
             stream.task.abort();
         }
     }
+}
+
+/// Queues a change for a stream's task. The queue refuses it only once the task has
+/// ended, and then there is nothing left to change.
+fn change(control: &MailboxSender<Control>, command: Control) {
+    let _ = control.try_send(command);
 }

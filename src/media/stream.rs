@@ -2,25 +2,24 @@
 //! sides, with symmetric-RTP latching and counters.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use rtp_rs::RtpReader;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, trace, warn};
 
 use super::batch::{BATCH_LEN, Batch};
+use super::mailbox::Mailbox;
 use super::packet::{self, PacketKind};
 use super::tone::{PACKET_INTERVAL, Ringback, ToneGenerator};
-use super::{PayloadMap, PortPair, RemoteEndpoint, Side, TelephoneEventPacket};
+use super::{EventObserver, PayloadMap, PortPair, RemoteEndpoint, Side, TelephoneEventPacket};
 
 /// How long a latched source must be silent before packets from another source may take
 /// its place.
@@ -136,7 +135,7 @@ impl Activity {
 pub(super) enum Control {
     Remote(Side, Box<RemoteEndpoint>),
     PayloadMap(Box<PayloadMap>),
-    Observer(Side, Option<mpsc::Sender<Box<TelephoneEventPacket>>>),
+    Observer(Side, Option<EventObserver>),
     /// Adds the sockets of a side (C) or removes them (`None`).
     Side(Side, Option<Box<PortPair>>),
     /// Sets where packets from a side go; `None` drops them.
@@ -188,86 +187,6 @@ impl EventGate {
 enum Port {
     Rtp,
     Rtcp,
-}
-
-/// The queue of changes from the session handle to one stream's task.
-///
-/// A tokio channel allocates room for 32 messages when it is created, while a held
-/// call's stream receives a handful of changes in its whole life; this queue holds
-/// nothing while empty.
-#[derive(Debug, Default)]
-pub(super) struct ControlQueue {
-    state: Mutex<ControlState>,
-}
-
-#[derive(Debug, Default)]
-struct ControlState {
-    pending: VecDeque<Control>,
-    /// The task to wake when a change arrives or the sender is dropped.
-    waker: Option<Waker>,
-    closed: bool,
-}
-
-/// The session handle's end of a [`ControlQueue`]. Dropping it stops the stream's task.
-#[derive(Debug)]
-pub(super) struct ControlSender(Arc<ControlQueue>);
-
-impl ControlQueue {
-    /// Creates a queue and returns its sending end and the end the task polls.
-    pub(super) fn new() -> (ControlSender, Arc<ControlQueue>) {
-        let queue = Arc::new(ControlQueue::default());
-        (ControlSender(Arc::clone(&queue)), queue)
-    }
-
-    fn state(&self) -> MutexGuard<'_, ControlState> {
-        // Every update is one push, pop or store, so the state is whole even after a
-        // holder panicked.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn update(&self, change: impl FnOnce(&mut ControlState)) {
-        let waker = {
-            let mut state = self.state();
-            change(&mut state);
-            state.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-
-    /// Returns the next change, `None` once the sender is dropped and every change was
-    /// taken, or registers the task to be woken.
-    pub(super) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Control>> {
-        let mut state = self.state();
-        if let Some(command) = state.pending.pop_front() {
-            if state.pending.is_empty() {
-                state.pending = VecDeque::new();
-            }
-            return Poll::Ready(Some(command));
-        }
-        if state.closed {
-            return Poll::Ready(None);
-        }
-        match &mut state.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
-        Poll::Pending
-    }
-}
-
-impl ControlSender {
-    /// Queues a change for the stream's task; a task that has ended ignores it.
-    pub(super) fn send(&self, command: Control) {
-        self.0.update(|state| state.pending.push_back(command));
-    }
-}
-
-impl Drop for ControlSender {
-    fn drop(&mut self) {
-        self.0.update(|state| state.closed = true);
-    }
 }
 
 /// The reason a stream's task woke up.
@@ -322,7 +241,7 @@ struct Leg {
     remote: Option<RemoteEndpoint>,
     rtp_latch: Latch,
     rtcp_latch: Latch,
-    observer: Option<mpsc::Sender<Box<TelephoneEventPacket>>>,
+    observer: Option<EventObserver>,
 }
 
 impl Leg {
@@ -380,7 +299,7 @@ pub(super) struct Relay {
     map: PayloadMap,
     counters: Arc<[SideCounters; 3]>,
     activity: Arc<Activity>,
-    control: Arc<ControlQueue>,
+    control: Mailbox<Control>,
     /// The socket polled first on the next wake-up, so that a busy socket cannot starve
     /// the others.
     first_polled: usize,
@@ -392,7 +311,7 @@ impl Relay {
         sockets: [PortPair; 2],
         counters: Arc<[SideCounters; 3]>,
         activity: Arc<Activity>,
-        control: Arc<ControlQueue>,
+        control: Mailbox<Control>,
     ) -> Relay {
         let [a, b] = sockets;
         Relay {
@@ -438,7 +357,7 @@ impl Relay {
     /// Returns the first thing that needs the task: a control message, a readable socket
     /// (starting from a different socket each time) or a ringback packet due.
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
-        if let Poll::Ready(command) = self.control.poll_next(cx) {
+        if let Poll::Ready(command) = self.control.poll_recv(cx) {
             return Poll::Ready(Wake::Control(command));
         }
         let start = self.first_polled;
@@ -697,7 +616,7 @@ impl Relay {
 /// Hands a copy of a telephone-event packet to the side's observer, if there is one. A
 /// full or closed channel loses the copy, never the relayed packet.
 fn notify_observer(
-    observer: Option<&mpsc::Sender<Box<TelephoneEventPacket>>>,
+    observer: Option<&EventObserver>,
     stream: usize,
     side: Side,
     source: SocketAddr,

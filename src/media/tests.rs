@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use rtp_rs::{RtpPacketBuilder, Seq};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::packet::{PacketKind, classify};
@@ -235,7 +234,7 @@ async fn relay_passes_telephone_event_to_observer() {
     let mut call = call(11100).await;
     let map = PayloadMap::from_pairs(&[(101, 101)]).with_telephone_event(Side::A, 101);
     call.session.set_payload_map(0, map).unwrap();
-    let (observer, mut events) = mpsc::channel(8);
+    let (observer, mut events) = mailbox(8);
     call.session.set_event_observer(Side::A, Some(observer));
 
     // Digit 5, end bit set, volume 10, duration 800 (RFC 4733 §2.3).
@@ -262,7 +261,7 @@ async fn relay_passes_telephone_event_to_observer() {
         .await
         .unwrap();
     receive(&call.agent).await;
-    assert!(events.try_recv().is_err());
+    assert!(events.try_recv().is_none());
 }
 
 #[tokio::test]
@@ -732,7 +731,7 @@ fn payload_map_telephone_event_per_side() {
 #[tokio::test]
 async fn observer_reaches_added_stream() {
     let mut session = MediaSession::new(&pool(11520, 4), None, 1).unwrap();
-    let (observer, mut events) = mpsc::channel(8);
+    let (observer, mut events) = mailbox(8);
     session.set_event_observer(Side::B, Some(observer));
     let stream = session.add_stream().unwrap();
     assert_eq!(stream, 1);
@@ -864,7 +863,7 @@ fn event_packet(sequence: u16, timestamp: u32, payload: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn event_gate_holds_feature_code() {
     let mut call = call(11660).await;
-    let (observer, mut observed) = mpsc::channel(16);
+    let (observer, mut observed) = mailbox(16);
     call.session.set_event_observer(Side::B, Some(observer));
     let map = PayloadMap::identity()
         .with_telephone_event(Side::A, 101)
@@ -898,28 +897,4 @@ async fn event_gate_holds_feature_code() {
 
     let (received, _) = receive(&call.caller).await;
     assert_eq!(received, next);
-}
-
-#[tokio::test]
-async fn control_queue_delivers_in_order_then_closes() {
-    use super::stream::{Control, ControlQueue};
-
-    let (sender, queue) = ControlQueue::new();
-    sender.send(Control::GateRelease(Side::A));
-    sender.send(Control::GateRelease(Side::B));
-    let next = || std::future::poll_fn(|cx| queue.poll_next(cx));
-    assert!(matches!(next().await, Some(Control::GateRelease(Side::A))));
-    assert!(matches!(next().await, Some(Control::GateRelease(Side::B))));
-
-    // Empty: the task waits and is woken by the next change.
-    let waiting = tokio::time::timeout(Duration::from_millis(20), next()).await;
-    assert!(waiting.is_err());
-    let ((), taken) = tokio::join!(async { sender.send(Control::GateRelease(Side::C)) }, next());
-    assert!(matches!(taken, Some(Control::GateRelease(Side::C))));
-
-    // A change queued before the sender is dropped is still delivered.
-    sender.send(Control::GateRelease(Side::A));
-    drop(sender);
-    assert!(matches!(next().await, Some(Control::GateRelease(Side::A))));
-    assert!(next().await.is_none());
 }

@@ -6,12 +6,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
 use super::{Context, LegId, SessionId};
 use crate::media::{
-    self, G711, MediaError, MediaSession, PayloadMap, PortPool, RemoteEndpoint, Ringback, Side,
-    TelephoneEventPacket,
+    self, EventObserver, G711, MediaError, MediaSession, PayloadMap, PortPool, RemoteEndpoint,
+    Ringback, Side,
 };
 use crate::sdp::{self, MediaDescription, OriginState, SdpError, SessionDescription};
 
@@ -41,7 +40,7 @@ pub(super) struct Anchor {
     peer: LegId,
     /// Telephone-event observer and gate prefix for the agent's side, kept for a relay
     /// created later.
-    agent_events: Option<(mpsc::Sender<Box<TelephoneEventPacket>>, u16)>,
+    agent_events: Option<(EventObserver, u16)>,
 }
 
 fn index(leg: LegId) -> usize {
@@ -225,11 +224,7 @@ impl Anchor {
 
     /// Watches the agent's telephone events and holds back those that start a feature
     /// code (`prefix`, a mask of event codes).
-    pub fn watch_agent_events(
-        &mut self,
-        observer: mpsc::Sender<Box<TelephoneEventPacket>>,
-        prefix: u16,
-    ) {
+    pub fn watch_agent_events(&mut self, observer: EventObserver, prefix: u16) {
         if let Some(relay) = &mut self.relay {
             relay.set_event_observer(Side::B, Some(observer.clone()));
             relay.arm_event_gate(Side::B, prefix);

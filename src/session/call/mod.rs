@@ -44,7 +44,7 @@ use super::routing::Router;
 use super::transactions::{Purpose, Txn};
 use super::{CallEvent, Context, Failure, LegId, ReceivedRequest, Route, SessionId};
 use crate::dialog::Dialog;
-use crate::media::TelephoneEventPacket;
+use crate::media::EventObserver;
 use crate::sip::{Branch, CallId, Headers, Method, Request, Tag};
 use crate::transport::{Protocol, Target};
 
@@ -115,7 +115,7 @@ pub(super) struct Call {
     /// The destination a call whose Request-URI named a remote hotline was routed to.
     direct_destination: Option<String>,
     /// The channel the relay copies the agent's telephone events to.
-    agent_events: mpsc::Sender<Box<TelephoneEventPacket>>,
+    agent_events: EventObserver,
     transfer: Option<Box<Transfer>>,
     dtmf: AgentKeys,
     /// The caller's INVITE, kept to answer it and its retransmissions.
@@ -195,7 +195,7 @@ async fn run(
         *first
     };
     let a_call_id = request.call_id().ok();
-    let (events, mut agent_events) = mpsc::channel(AGENT_EVENT_QUEUE);
+    let (events, mut agent_events) = crate::media::mailbox(AGENT_EVENT_QUEUE);
     // Every handler runs in a future boxed for its own duration: an idle call then holds
     // only its state, not room for the deepest handler's state machine.
     let started = Box::pin(Call::start(
@@ -255,7 +255,7 @@ impl Call {
         invite: Request,
         source: SocketAddr,
         protocol: Protocol,
-        agent_events: mpsc::Sender<Box<TelephoneEventPacket>>,
+        agent_events: EventObserver,
     ) -> Option<Box<Call>> {
         let a_invite_branch = invite.branch().ok()?;
         let via = invite.top_via().ok()?;
