@@ -1,10 +1,10 @@
 //! A queue from one or more senders to one task that allocates nothing while empty.
 //!
 //! A tokio channel allocates room for 32 items when it is created. Every call has two
-//! queues that see a handful of items in a held call's life (changes for its relay
-//! stream, and copies of the agent's telephone events), so a tokio channel each would
-//! cost more than a kilobyte per call for nothing. This queue keeps its items in a
-//! `VecDeque` that gives its room back once drained.
+//! queues that carry a handful of items in a held call's life: changes for its relay
+//! stream, and copies of the agent's telephone events. A tokio channel each would cost
+//! more than a kilobyte per call for nothing. This queue keeps its items in a `VecDeque`
+//! that gives its room back once drained.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -16,7 +16,7 @@ pub struct Mailbox<T> {
     shared: Arc<Shared<T>>,
 }
 
-/// A sending end; clones share the queue, and the receiver sees the end once every
+/// A sending end. Clones share the queue, and the receiver gets `None` once every
 /// sender is dropped.
 #[derive(Debug)]
 pub struct MailboxSender<T> {
@@ -31,7 +31,7 @@ struct Shared<T> {
 #[derive(Debug)]
 struct State<T> {
     items: VecDeque<T>,
-    /// The most items waiting; more are refused.
+    /// The maximum number of waiting items; more are refused.
     capacity: usize,
     senders: usize,
     receiver_gone: bool,
@@ -39,7 +39,7 @@ struct State<T> {
     waker: Option<Waker>,
 }
 
-/// Creates a queue that holds at most `capacity` waiting items.
+/// Creates a queue of at most `capacity` waiting items.
 pub fn mailbox<T>(capacity: usize) -> (MailboxSender<T>, Mailbox<T>) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
