@@ -14,47 +14,34 @@ use super::Side;
 ///
 /// NOTE: SRTP (RFC 3711) authenticates the RTP header, so a map that changes numbers breaks
 /// `RTP/SAVP` streams. Use the identity map for them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PayloadMap {
-    /// Side A number to side B number, indexed by the 7-bit payload type.
-    a_to_b: [u8; 128],
-    /// Side B number to side A number.
-    b_to_a: [u8; 128],
+    /// `(side A number, side B number)` per codec; a later pair wins over an earlier one.
+    /// A call has a few, so a short list searched in full costs less memory than two
+    /// 128-entry tables.
+    pairs: Box<[(u8, u8)]>,
     /// Telephone-event payload types per side, as bit sets.
     telephone_event: [u128; 2],
-}
-
-impl Default for PayloadMap {
-    fn default() -> Self {
-        PayloadMap::identity()
-    }
 }
 
 impl PayloadMap {
     /// Creates the map that changes nothing and marks no telephone-event type.
     pub fn identity() -> PayloadMap {
-        let mut table = [0u8; 128];
-        for (pt, entry) in (0u8..).zip(table.iter_mut()) {
-            *entry = pt;
-        }
-        PayloadMap {
-            a_to_b: table,
-            b_to_a: table,
-            telephone_event: [0; 2],
-        }
+        PayloadMap::default()
     }
 
     /// Creates the map from `(side A payload type, side B payload type)` pairs. Pairs with a
     /// number above 127, which RTP cannot carry, are ignored.
     pub fn from_pairs(pairs: &[(u8, u8)]) -> PayloadMap {
-        let mut map = PayloadMap::identity();
-        for &(a, b) in pairs {
-            if a < 128 && b < 128 {
-                map.a_to_b[usize::from(a)] = b;
-                map.b_to_a[usize::from(b)] = a;
-            }
+        let pairs = pairs
+            .iter()
+            .copied()
+            .filter(|&(a, b)| a < 128 && b < 128)
+            .collect();
+        PayloadMap {
+            pairs,
+            telephone_event: [0; 2],
         }
-        map
     }
 
     /// Marks `payload_type` as telephone-event on `side`, so its packets also go to the
@@ -69,11 +56,13 @@ impl PayloadMap {
     /// Returns the number to send to the other side for a payload type received from
     /// `from`. Only the low 7 bits of `payload_type` are used.
     pub fn translate(&self, from: Side, payload_type: u8) -> u8 {
-        let index = usize::from(payload_type & 0x7f);
-        match from.map_side() {
-            Side::A => self.a_to_b[index],
-            _ => self.b_to_a[index],
-        }
+        let payload_type = payload_type & 0x7f;
+        let mut pairs = self.pairs.iter().rev();
+        let found = match from.map_side() {
+            Side::A => pairs.find(|pair| pair.0 == payload_type).map(|pair| pair.1),
+            _ => pairs.find(|pair| pair.1 == payload_type).map(|pair| pair.0),
+        };
+        found.unwrap_or(payload_type)
     }
 
     /// Returns whether `payload_type` carries telephone events when received from `side`.
