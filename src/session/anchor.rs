@@ -2,6 +2,7 @@
 //! leg at them. Relay side A faces leg A (the caller), side B leg B (the agent) and side C
 //! leg C (a remote hotline during a transfer).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -86,7 +87,7 @@ impl Anchor {
         self.apply_remote(from, &description)?;
         let rewritten = self.rewrite_for(to, &description)?;
         self.keep_received(from, body, &description);
-        self.update_payload_map()?;
+        self.update_payload_map(Some((from, &description)))?;
         Ok(rewritten)
     }
 
@@ -96,7 +97,7 @@ impl Anchor {
         let description = SessionDescription::parse(body)?;
         self.apply_remote(from, &description)?;
         self.keep_received(from, body, &description);
-        self.update_payload_map()
+        self.update_payload_map(Some((from, &description)))
     }
 
     fn keep_received(&mut self, from: LegId, body: &[u8], description: &SessionDescription) {
@@ -192,14 +193,25 @@ impl Anchor {
 
     /// Maps payload types between the caller and its current peer once both have
     /// described their media.
-    fn update_payload_map(&self) -> Result<(), AnchorError> {
+    /// Sends each stream's payload-type map to the relay. `fresh` is an SDP just parsed
+    /// from its leg, used as it is rather than parsed again from the kept body.
+    fn update_payload_map(
+        &self,
+        fresh: Option<(LegId, &SessionDescription)>,
+    ) -> Result<(), AnchorError> {
         let peer = self.peer;
         let Some(relay) = &self.relay else {
             return Ok(());
         };
-        let (Some(a), Some(other)) = (self.received(LegId::A), self.received(peer)) else {
+        let description = |leg: LegId| match fresh {
+            Some((from, parsed)) if from == leg => Some(Cow::Borrowed(parsed)),
+            _ => self.received(leg).map(Cow::Owned),
+        };
+        let (Some(a), Some(other)) = (description(LegId::A), description(peer)) else {
             return Ok(());
         };
+        // The agent's events are still watched while the caller talks to C.
+        let agent = (peer != LegId::B).then(|| description(LegId::B)).flatten();
         for (stream, (media_a, media_other)) in a.media.iter().zip(&other.media).enumerate() {
             let pairs = sdp::map_payload_types(media_a, media_other);
             let mut map = PayloadMap::from_pairs(pairs.pairs());
@@ -209,12 +221,9 @@ impl Anchor {
             if let Some(&pt) = media_other.payload_types_for("telephone-event").first() {
                 map = map.with_telephone_event(Side::B, pt);
             }
-            if peer != LegId::B
-                && let Some(agent) = self.received(LegId::B)
-                && let Some(media_b) = agent.media.get(stream)
+            if let Some(media_b) = agent.as_ref().and_then(|agent| agent.media.get(stream))
                 && let Some(&pt) = media_b.payload_types_for("telephone-event").first()
             {
-                // The agent's events are still watched while the caller talks to C.
                 map = map.with_telephone_event(Side::B, pt);
             }
             relay.set_payload_map(stream, map)?;
@@ -291,7 +300,7 @@ impl Anchor {
                 relay.set_route(side(leg), to);
             }
         }
-        self.update_payload_map()
+        self.update_payload_map(None)
     }
 
     /// Sends the remote's early media to the caller while the caller's own media goes
@@ -303,7 +312,7 @@ impl Anchor {
             relay.set_route(Side::A, None);
         }
         self.peer = LegId::C;
-        self.update_payload_map()
+        self.update_payload_map(None)
     }
 
     /// Cuts the caller off from the agent while a transfer starts.
