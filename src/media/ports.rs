@@ -20,7 +20,7 @@ use crate::config::MediaConfig;
 /// [`super::RELATCH_SILENCE`].
 pub const PAIR_REST: Duration = Duration::from_secs(1);
 
-/// The most released pairs kept bound for reuse (two file descriptors each) unless
+/// The maximum number of released pairs kept bound for reuse (two file descriptors each) unless
 /// [`PortPool::limit_parked`] sets another bound: enough for every pair released in
 /// [`PAIR_REST`] at 2,000 calls per second.
 pub const MAX_PARKED: usize = 4096;
@@ -159,8 +159,9 @@ impl PortPool {
         self.state().leased
     }
 
-    /// Sets the most pairs kept bound for reuse, such as from the open-files limit; at
-    /// most the whole range. Pairs parked beyond it are closed when next handed out.
+    /// Sets the maximum number of pairs kept bound for reuse, such as from the open-files
+    /// limit, and at most the whole range. Pairs already parked stay parked, and pairs
+    /// released while the bound is reached are closed.
     pub fn limit_parked(&self, pairs: usize) {
         let mut state = self.state();
         state.max_parked = pairs.min(state.bound.len());
@@ -179,32 +180,25 @@ impl PortPool {
     ///
     /// As [`PortPool::allocate`], except that running out of free ports is not an error.
     pub fn prebind(self: &Arc<Self>, pairs: usize) -> Result<usize, MediaError> {
-        let pairs = pairs.min(self.capacity() / 4).min(self.state().max_parked);
-        let mut bound = Vec::with_capacity(pairs);
-        for _ in 0..pairs {
-            match self.bind_next() {
-                Ok(pair) => bound.push(pair),
-                Err(MediaError::PortsExhausted { .. }) => break,
-                Err(error) => return Err(error),
-            }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(MediaError::NoRuntime);
         }
-        let count = bound.len();
-        let now = Instant::now();
         let mut state = self.state();
-        for mut pair in bound {
-            // SAFETY: `pair` is forgotten right after, so its sockets are taken once and
-            // its `Drop` never sees them.
-            let sockets = unsafe { ManuallyDrop::take(&mut pair.sockets) };
-            let index = pair.index;
-            std::mem::forget(pair);
-            state.leased -= 1;
+        let pairs = pairs.min(state.bound.len() / 4).min(state.max_parked);
+        let now = Instant::now();
+        for count in 0..pairs {
+            let (index, sockets) = match self.bind_next(&mut state) {
+                Ok(bound) => bound,
+                Err(MediaError::PortsExhausted { .. }) => return Ok(count),
+                Err(error) => return Err(error),
+            };
             state.parked.push_back(Parked {
                 index,
                 sockets,
                 ready_at: now,
             });
         }
-        Ok(count)
+        Ok(pairs)
     }
 
     /// Hands out a parked pair that has rested, or else binds the next free pair. Must be
@@ -223,46 +217,38 @@ impl PortPool {
         if let Some(pair) = self.unpark(Instant::now()) {
             return Ok(pair);
         }
-        match self.bind_next() {
+        let bound = self.bind_next(&mut self.state());
+        match bound {
+            Ok((index, sockets)) => Ok(self.lease(index, sockets)),
             // Every port is bound: a pair cut short in its rest beats a failed call.
-            Err(MediaError::PortsExhausted { .. }) if self.parked() > 0 => self
+            Err(MediaError::PortsExhausted { .. }) => self
                 .unpark(Instant::now() + PAIR_REST)
-                .ok_or(MediaError::PortsExhausted {
-                    address: self.address,
-                    min: self.port_min,
-                    max: self.port_max,
-                }),
-            result => result,
+                .ok_or_else(|| self.exhausted()),
+            Err(error) => Err(error),
         }
     }
 
     /// Takes the longest-resting parked pair if it may be reused at `now`, with its queues
-    /// emptied.
+    /// emptied. A pair still flooded after its rest is closed and the next one tried.
     fn unpark(self: &Arc<Self>, now: Instant) -> Option<PortPair> {
         loop {
-            let mut state = self.state();
-            if state.parked.front()?.ready_at > now {
-                return None;
-            }
-            let parked = state.parked.pop_front()?;
-            state.leased += 1;
-            drop(state);
-            let pair = PortPair {
-                sockets: ManuallyDrop::new(parked.sockets),
-                pool: Arc::clone(self),
-                index: parked.index,
+            let parked = {
+                let mut state = self.state();
+                if state.parked.front()?.ready_at > now {
+                    return None;
+                }
+                state.parked.pop_front()?
             };
-            if drained(&pair.sockets.rtp) && drained(&pair.sockets.rtcp) {
-                return Some(pair);
+            if drained(&parked.sockets.rtp) && drained(&parked.sockets.rtcp) {
+                return Some(self.lease(parked.index, parked.sockets));
             }
-            // Still flooded after its rest: closed, and the next one tried.
-            pair.close();
+            drop(parked.sockets);
+            self.unbind(parked.index);
         }
     }
 
-    /// Binds the next free pair, round-robin.
-    fn bind_next(self: &Arc<Self>) -> Result<PortPair, MediaError> {
-        let mut state = self.state();
+    /// Binds the next free pair, round-robin, and marks it bound.
+    fn bind_next(&self, state: &mut PoolState) -> Result<(usize, Sockets), MediaError> {
         let count = state.bound.len();
         for offset in 0..count {
             let index = (state.next + offset) % count;
@@ -274,19 +260,27 @@ impl PortPool {
             };
             state.bound[index] = true;
             state.next = (index + 1) % count;
-            state.leased += 1;
-            return Ok(PortPair {
-                sockets: ManuallyDrop::new(sockets),
-                pool: Arc::clone(self),
-                index,
-            });
+            return Ok((index, sockets));
         }
+        Err(self.exhausted())
+    }
 
-        Err(MediaError::PortsExhausted {
+    /// Hands a bound pair to a call.
+    fn lease(self: &Arc<Self>, index: usize, sockets: Sockets) -> PortPair {
+        self.state().leased += 1;
+        PortPair {
+            sockets: ManuallyDrop::new(sockets),
+            pool: Arc::clone(self),
+            index,
+        }
+    }
+
+    fn exhausted(&self) -> MediaError {
+        MediaError::PortsExhausted {
             address: self.address,
             min: self.port_min,
             max: self.port_max,
-        })
+        }
     }
 
     /// Binds both sockets of a pair, or returns `None` if either port is taken.
@@ -320,18 +314,14 @@ impl PortPool {
             });
             return;
         }
-        if let Some(bound) = state.bound.get_mut(index) {
-            *bound = false;
-        }
         drop(state);
         drop(sockets);
+        self.unbind(index);
     }
 
     /// Frees a pair's ports after its sockets have been closed.
     fn unbind(&self, index: usize) {
-        let mut state = self.state();
-        state.leased = state.leased.saturating_sub(1);
-        if let Some(bound) = state.bound.get_mut(index) {
+        if let Some(bound) = self.state().bound.get_mut(index) {
             *bound = false;
         }
     }
@@ -356,23 +346,11 @@ impl PortPair {
     pub(super) fn rtcp(&self) -> &UdpSocket {
         &self.sockets.rtcp
     }
-
-    /// Closes the sockets rather than parking them.
-    fn close(mut self) {
-        // SAFETY: `self` is forgotten right after, so the sockets are taken once and
-        // `Drop` never sees them.
-        let sockets = unsafe { ManuallyDrop::take(&mut self.sockets) };
-        let (pool, index) = (Arc::clone(&self.pool), self.index);
-        std::mem::forget(self);
-        drop(sockets);
-        pool.unbind(index);
-    }
 }
 
 impl Drop for PortPair {
     fn drop(&mut self) {
-        // SAFETY: the sockets are taken only here and in `close` and `prebind`, which
-        // forget the pair instead of dropping it, so this runs once on sockets still there.
+        // SAFETY: the sockets are taken only here, and `drop` runs once.
         let sockets = unsafe { ManuallyDrop::take(&mut self.sockets) };
         self.pool.release(self.index, sockets);
     }
