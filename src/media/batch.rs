@@ -12,8 +12,12 @@ use std::net::SocketAddr;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
-/// Datagrams received per system call at most.
+/// The maximum number of datagrams received per system call.
 pub(super) const BATCH_LEN: usize = 8;
+
+/// The source recorded for a buffer that received nothing usable.
+const UNSPECIFIED: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 /// Receive buffers for one batch, and what each received.
 pub(super) struct Batch<const SIZE: usize> {
@@ -24,8 +28,6 @@ pub(super) struct Batch<const SIZE: usize> {
 
 impl<const SIZE: usize> Batch<SIZE> {
     pub(super) const fn new() -> Batch<SIZE> {
-        const UNSPECIFIED: SocketAddr =
-            SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
         Batch {
             buffers: [[0; SIZE]; BATCH_LEN],
             received: [(0, UNSPECIFIED); BATCH_LEN],
@@ -43,9 +45,8 @@ impl<const SIZE: usize> Batch<SIZE> {
     pub(super) fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         let mut count = 0;
         let result = socket.try_io(Interest::READABLE, || {
-            let (read, kept) = self.receive_now(socket)?;
-            count = kept;
-            if read < BATCH_LEN {
+            count = self.receive_now(socket)?;
+            if count < BATCH_LEN {
                 // Tells tokio the queue is empty, which clears the readiness.
                 return Err(io::ErrorKind::WouldBlock.into());
             }
@@ -58,10 +59,9 @@ impl<const SIZE: usize> Batch<SIZE> {
         }
     }
 
-    /// Reads once; returns how many datagrams were read and how many were kept (all but
-    /// any from an address family other than IPv4 and IPv6).
+    /// Reads once and returns how many datagrams were read.
     #[cfg(target_os = "linux")]
-    fn receive_now(&mut self, socket: &UdpSocket) -> io::Result<(usize, usize)> {
+    fn receive_now(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
 
         // SAFETY: all-zero bytes are a valid value of these plain C structures.
@@ -93,28 +93,23 @@ impl<const SIZE: usize> Batch<SIZE> {
         let Ok(count) = usize::try_from(count) else {
             return Err(io::Error::last_os_error());
         };
-        let read = count.min(BATCH_LEN);
-        let mut kept = 0;
-        for index in 0..read {
-            let length = (headers[index].msg_len as usize).min(SIZE);
-            let Some(source) = socket_addr(&addresses[index]) else {
-                continue;
+        let count = count.min(BATCH_LEN);
+        for (index, header) in headers.iter().enumerate().take(count) {
+            let length = (header.msg_len as usize).min(SIZE);
+            // A UDP socket bound to IPv4 or IPv6 receives from nothing else. A source of
+            // another family would leave an empty datagram, which the relay drops.
+            self.received[index] = match socket_addr(&addresses[index]) {
+                Some(source) => (length, source),
+                None => (0, UNSPECIFIED),
             };
-            if kept != index {
-                let (front, back) = self.buffers.split_at_mut(index);
-                front[kept][..length].copy_from_slice(&back[0][..length]);
-            }
-            self.received[kept] = (length, source);
-            kept += 1;
         }
-        Ok((read, kept))
+        Ok(count)
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn receive_now(&mut self, socket: &UdpSocket) -> io::Result<(usize, usize)> {
-        let (length, source) = socket.try_recv_from(&mut self.buffers[0])?;
-        self.received[0] = (length, source);
-        Ok((1, 1))
+    fn receive_now(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.received[0] = socket.try_recv_from(&mut self.buffers[0])?;
+        Ok(1)
     }
 }
 
@@ -126,7 +121,7 @@ fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
 
     match libc::c_int::from(storage.ss_family) {
         libc::AF_INET => {
-            // SAFETY: by its family the storage holds a sockaddr_in, which it is large
+            // SAFETY: by its family the storage contains a sockaddr_in, which it is large
             // and aligned enough for.
             let address: &libc::sockaddr_in = unsafe { &*std::ptr::from_ref(storage).cast() };
             Some(SocketAddr::V4(SocketAddrV4::new(
