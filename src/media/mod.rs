@@ -31,13 +31,13 @@ use crate::config::MediaConfig;
 
 pub use mailbox::{Mailbox, MailboxSender, mailbox};
 pub use payload::{PayloadMap, TelephoneEventPacket};
-
-/// Where a relay copies the telephone-event packets of a side.
-pub type EventObserver = MailboxSender<Box<TelephoneEventPacket>>;
 pub use ports::{MAX_PARKED, PAIR_REST, PREBOUND, PortPair, PortPool};
 pub use session::MediaSession;
 pub use stream::{RELATCH_SILENCE, RelayCounters};
 pub use tone::{G711, Ringback};
+
+/// The sending end of the queue a relay copies a side's telephone-event packets to.
+pub type EventObserver = MailboxSender<Box<TelephoneEventPacket>>;
 
 /// Errors of the relay.
 #[derive(Debug, thiserror::Error)]

@@ -243,7 +243,7 @@ impl MediaSession {
     /// Sets the channel that receives a copy of every telephone-event packet that `side`
     /// sends on any stream, present or added later; `None` removes it. The stream's
     /// [`PayloadMap`] marks which payload types are telephone events. The relay never
-    /// waits for the channel, so copies are lost while it is full.
+    /// waits for the queue, so copies are lost while it is full.
     pub fn set_event_observer(&mut self, side: Side, observer: Option<EventObserver>) {
         self.observers[side.index()].clone_from(&observer);
         for stream in &self.streams {
