@@ -129,33 +129,32 @@ fn port_is_free(port: u16) -> bool {
     UdpSocket::bind((LOOPBACK, port)).is_ok() && TcpListener::bind((LOOPBACK, port)).is_ok()
 }
 
-/// Whether some process has a UDP socket bound to `port`.
+/// Reports whether some process has a UDP socket bound to `port`.
 ///
-/// The kernel's socket tables are read rather than the port bound for a moment: a test
-/// that binds to find out races the process it waits for, which then fails with
-/// "address already in use".
+/// Reads the kernel's socket tables instead of binding the port. A test that binds to
+/// check races the process it waits for, which then fails with "address already in use".
 pub fn udp_port_taken(port: u16) -> bool {
     socket_table_has(&["/proc/net/udp", "/proc/net/udp6"], port, None)
 }
 
-/// Whether some process listens on TCP `port`, read from the kernel's socket tables.
+/// Reports whether some process listens on TCP `port`, from the kernel's socket tables.
 pub fn tcp_port_taken(port: u16) -> bool {
     /// The state column's value for LISTEN in `/proc/net/tcp`.
     const LISTEN: &str = "0A";
     socket_table_has(&["/proc/net/tcp", "/proc/net/tcp6"], port, Some(LISTEN))
 }
 
-/// Whether a row of the `/proc/net` tables has local port `port` (and `state`, if given).
+/// Reports whether a `/proc/net` table row has local port `port` and, if given, `state`.
 /// Rows read `sl local_address rem_address st ...`, the address as hex `ADDR:PORT`.
 fn socket_table_has(tables: &[&str], port: u16, state: Option<&str>) -> bool {
-    let wanted = format!(":{port:04X}");
+    let suffix = format!(":{port:04X}");
     tables.iter().any(|table| {
         let text = fs::read_to_string(table).unwrap_or_default();
         text.lines().skip(1).any(|row| {
             let mut columns = row.split_whitespace().skip(1);
             let local = columns.next().unwrap_or_default();
             let row_state = columns.nth(1).unwrap_or_default();
-            local.ends_with(&wanted) && state.is_none_or(|state| row_state == state)
+            local.ends_with(&suffix) && state.is_none_or(|state| row_state == state)
         })
     })
 }
