@@ -12,9 +12,9 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use hotline_b2bua::mailbox::{MailboxSender, mailbox};
 use hotline_b2bua::session::{CallEvent, LegId, Route, SessionId, SessionTable};
 use hotline_b2bua::sip::CallId;
-use tokio::sync::mpsc;
 
 /// Calls up while the lookups run: two Call-IDs each.
 const CALLS_UP: usize = 1_000;
@@ -79,7 +79,7 @@ fn call_ids(prefix: &str, count: usize) -> Vec<CallId> {
         .collect()
 }
 
-fn route(session: u64, sender: &mpsc::Sender<CallEvent>) -> Route {
+fn route(session: u64, sender: &MailboxSender<CallEvent>) -> Route {
     Route {
         session: SessionId(session),
         leg: LegId::A,
@@ -87,7 +87,7 @@ fn route(session: u64, sender: &mpsc::Sender<CallEvent>) -> Route {
     }
 }
 
-fn fill(table: &impl Table, ids: &[CallId], sender: &mpsc::Sender<CallEvent>) {
+fn fill(table: &impl Table, ids: &[CallId], sender: &MailboxSender<CallEvent>) {
     for (session, call_id) in ids.iter().enumerate() {
         table.insert(call_id.clone(), route(session as u64, sender));
     }
@@ -121,7 +121,7 @@ fn run_threads(
 
 /// Lookups only: what the receive tasks do for every in-dialog message.
 fn lookups(c: &mut Criterion) {
-    let (sender, _receiver) = mpsc::channel(1);
+    let (sender, _receiver) = mailbox(1);
     let ids = call_ids("up", 2 * CALLS_UP);
     let dashmap = SessionTable::new();
     let locked = LockedMap::default();
@@ -152,7 +152,7 @@ fn lookups(c: &mut Criterion) {
 /// Call churn with lookups: per call start, one insert, eight lookups (the INVITE
 /// transaction, ACK, BYE and their responses) and one remove, with `CALLS_UP` calls up.
 fn churn(c: &mut Criterion) {
-    let (sender, _receiver) = mpsc::channel(1);
+    let (sender, _receiver) = mailbox(1);
     let up = call_ids("up", 2 * CALLS_UP);
     let churned: Arc<[CallId]> = call_ids("new", 4 * 4096).into();
     let dashmap = SessionTable::new();

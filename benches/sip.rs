@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hotline_b2bua::dialog::Dialog;
+use hotline_b2bua::mailbox::{Mailbox, mailbox};
 use hotline_b2bua::session::{CallEvent, LegId, ReceivedRequest, Route, SessionTable};
 use hotline_b2bua::sip::uri::Via;
 use hotline_b2bua::sip::{self, Branch, CallId, Headers, Message, Method, Request, Response};
 use hotline_b2bua::transport::Protocol;
-use tokio::sync::mpsc;
 
 const INVITE: &[u8] = include_bytes!("../src/sip/corpus/invite_sdp.sip");
 const OK: &[u8] = include_bytes!("../src/sip/corpus/response_200_invite.sip");
@@ -66,9 +66,9 @@ fn parse_encode(c: &mut Criterion) {
 
 /// Builds a session table with `CALLS_UP` calls, two Call-IDs each, plus the call the BYE in
 /// the corpus belongs to. Returns the table and the receiver of that call's task.
-fn table_with_calls() -> (SessionTable, mpsc::Receiver<CallEvent>, Dialog) {
+fn table_with_calls() -> (SessionTable, Mailbox<CallEvent>, Dialog) {
     let table = SessionTable::new();
-    let (idle_sender, _) = mpsc::channel(1);
+    let (idle_sender, _) = mailbox(1);
     for call in 0..CALLS_UP {
         let session = table.next_id();
         for (leg, suffix) in [(LegId::A, 'a'), (LegId::B, 'b')] {
@@ -87,7 +87,7 @@ fn table_with_calls() -> (SessionTable, mpsc::Receiver<CallEvent>, Dialog) {
     let Ok(call_id) = bye.call_id() else {
         panic!("corpus BYE has no Call-ID");
     };
-    let (sender, receiver) = mpsc::channel(64);
+    let (sender, receiver) = mailbox(64);
     let route = Route {
         session: table.next_id(),
         leg: LegId::A,
@@ -164,7 +164,7 @@ fn per_message(c: &mut Criterion) {
             }
 
             // Call task.
-            let Ok(CallEvent::Request(received)) = receiver.try_recv() else {
+            let Some(CallEvent::Request(received)) = receiver.try_recv() else {
                 return 0;
             };
             let request = received.request;

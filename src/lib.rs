@@ -28,6 +28,7 @@
 //! - [`sdp`]: reads offers and answers and rewrites them to point at the relay.
 //! - [`media`]: the RTP/RTCP relay: port pool, latching, payload-type mapping, the
 //!   transfer side, ringback and the gate that keeps feature codes from the caller.
+//! - [`mailbox`]: the bounded queue that call tasks and relay streams receive on.
 //! - [`cdr`]: transfer records as JSON lines.
 //! - [`config`]: the TOML configuration, validated before any socket is bound.
 //! - [`metrics`]: counters of what was received, rejected and dropped.
@@ -54,6 +55,7 @@ pub mod control;
 pub mod dialog;
 pub mod dialplan;
 pub mod dtmf;
+pub mod mailbox;
 pub mod media;
 pub mod metrics;
 pub mod routing;

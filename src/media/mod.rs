@@ -12,7 +12,6 @@
 //! SDP modules: the session core reads the SDP and passes the results in.
 
 mod batch;
-mod mailbox;
 mod packet;
 mod payload;
 mod ports;
@@ -28,8 +27,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::config::MediaConfig;
+use crate::mailbox::MailboxSender;
 
-pub use mailbox::{Mailbox, MailboxSender, mailbox};
 pub use payload::{PayloadMap, TelephoneEventPacket};
 pub use ports::{MAX_PARKED, PAIR_REST, PREBOUND, PortPair, PortPool};
 pub use session::MediaSession;

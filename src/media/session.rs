@@ -9,11 +9,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, debug_span};
 
-use super::mailbox::{MailboxSender, mailbox};
 use super::stream::{Activity, Control, Relay, SideCounters};
 use super::{
     EventObserver, MediaError, PayloadMap, PortPool, RelayCounters, RemoteEndpoint, Ringback, Side,
 };
+use crate::mailbox::{MailboxSender, mailbox};
 
 /// The media of one call: one relay stream per `m=` line, each with a port pair on side A
 /// and on side B, and one tokio task per stream.

@@ -16,10 +16,10 @@ use tokio::time::Instant;
 use tracing::{debug, trace, warn};
 
 use super::batch::{BATCH_LEN, Batch};
-use super::mailbox::Mailbox;
 use super::packet::{self, PacketKind};
 use super::tone::{PACKET_INTERVAL, Ringback, ToneGenerator};
 use super::{EventObserver, PayloadMap, PortPair, RemoteEndpoint, Side, TelephoneEventPacket};
+use crate::mailbox::Mailbox;
 
 /// How long a latched source must be silent before packets from another source may take
 /// its place.

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::packet::{PacketKind, classify};
 use super::*;
+use crate::mailbox::mailbox;
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 

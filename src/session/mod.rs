@@ -36,6 +36,7 @@ pub use table::{LegId, Route, SessionId, SessionTable};
 pub use trust::{TrustList, TrustListError};
 
 use crate::config::Config;
+use crate::mailbox::MailboxSender;
 use crate::media::PortPool;
 use crate::metrics::Metrics;
 use crate::sip::{Headers, Request, Response, uri::Uri};
@@ -43,11 +44,14 @@ use crate::transaction::Timers;
 use crate::transport::{Protocol, Target, Transport};
 use crate::trunk::Prober;
 
+/// The sending end of a call task's event queue.
+pub type CallSender = MailboxSender<CallEvent>;
+
 /// An event for a call task.
 #[derive(Debug)]
 pub enum CallEvent {
-    // The messages are boxed with their addresses to keep an idle call's event queue small,
-    // because the queue allocates its slots in blocks of one event size each.
+    // The messages are boxed with their addresses so that an event is three words: the
+    // queue's room grows in whole events while a burst waits.
     Request(Box<ReceivedRequest>),
     Response(Box<Response>),
     /// The grace period is over: end the call now.

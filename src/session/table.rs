@@ -3,9 +3,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
-use tokio::sync::mpsc;
 
-use super::CallEvent;
+use super::CallSender;
 use crate::sip::CallId;
 
 /// Identifies one call (both legs) inside the engine. Never reused while the process runs.
@@ -42,7 +41,7 @@ impl LegId {
 pub struct Route {
     pub session: SessionId,
     pub leg: LegId,
-    pub sender: mpsc::Sender<CallEvent>,
+    pub sender: CallSender,
 }
 
 /// Call-ID to call task. Lookups clone the route out, so no shard guard outlives a call.
@@ -98,7 +97,7 @@ impl SessionTable {
     }
 
     /// Senders of every call task, each once (for shutdown).
-    pub fn senders(&self) -> Vec<mpsc::Sender<CallEvent>> {
+    pub fn senders(&self) -> Vec<CallSender> {
         let mut seen = std::collections::HashSet::new();
         self.routes
             .iter()
@@ -111,9 +110,11 @@ impl SessionTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mailbox::mailbox;
+    use crate::session::CallEvent;
 
     fn route(table: &SessionTable, leg: LegId) -> Route {
-        let (sender, _receiver) = mpsc::channel(1);
+        let (sender, _receiver) = mailbox(1);
         Route {
             session: table.next_id(),
             leg,

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -42,8 +41,9 @@ use super::anchor::Anchor;
 use super::outbound::{self, ALLOW};
 use super::routing::Router;
 use super::transactions::{Purpose, Txn};
-use super::{CallEvent, Context, Failure, LegId, ReceivedRequest, Route, SessionId};
+use super::{CallEvent, CallSender, Context, Failure, LegId, ReceivedRequest, Route, SessionId};
 use crate::dialog::Dialog;
+use crate::mailbox::{Mailbox, mailbox};
 use crate::media::EventObserver;
 use crate::sip::{Branch, CallId, Headers, Method, Request, Tag};
 use crate::transport::{Protocol, Target};
@@ -152,10 +152,10 @@ pub(super) fn spawn(
     invite: Request,
     source: SocketAddr,
     protocol: Protocol,
-) -> Option<mpsc::Sender<CallEvent>> {
+) -> Option<CallSender> {
     let a_call_id = invite.call_id().ok()?;
     let session = ctx.table.next_id();
-    let (sender, receiver) = mpsc::channel(CALL_QUEUE);
+    let (sender, receiver) = mailbox(CALL_QUEUE);
     let route = Route {
         session,
         leg: LegId::A,
@@ -183,7 +183,7 @@ async fn run(
     ctx: Arc<Context>,
     session: SessionId,
     first: Box<ReceivedRequest>,
-    mut receiver: mpsc::Receiver<CallEvent>,
+    mut receiver: Mailbox<CallEvent>,
 ) {
     // The box is moved into the block so that it is freed there, not when the call ends.
     let ReceivedRequest {
@@ -195,7 +195,7 @@ async fn run(
         *first
     };
     let a_call_id = request.call_id().ok();
-    let (events, mut agent_events) = crate::media::mailbox(AGENT_EVENT_QUEUE);
+    let (events, mut agent_events) = mailbox(AGENT_EVENT_QUEUE);
     // Every handler runs in a future boxed for its own duration: an idle call then holds
     // only its state, not room for the deepest handler's state machine.
     let started = Box::pin(Call::start(

@@ -1,12 +1,15 @@
-//! A queue from one or more senders to one task that allocates nothing while empty.
+//! A bounded queue from one or more senders to one task that allocates nothing while
+//! empty.
 //!
-//! A tokio channel allocates room for 32 items when it is created. Every call has two
-//! queues that carry a handful of items in a held call's life: changes for its relay
-//! stream, and copies of the agent's telephone events. A tokio channel each would cost
-//! more than a kilobyte per call for nothing. This queue keeps its items in a `VecDeque`
-//! that gives its room back once drained.
+//! A tokio channel allocates room for 32 items when it is created. Every call has three
+//! queues that carry a handful of items in a held call's life: the call task's events,
+//! changes for its relay stream, and copies of the agent's telephone events. A tokio
+//! channel each would cost more than two kilobytes per call for nothing. This queue keeps
+//! its items in a `VecDeque` that gives its room back once drained.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -26,6 +29,9 @@ pub struct MailboxSender<T> {
 #[derive(Debug)]
 struct Shared<T> {
     state: Mutex<State<T>>,
+    /// Live senders, counted outside the lock: a route lookup clones and drops one for
+    /// every message.
+    senders: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -33,10 +39,11 @@ struct State<T> {
     items: VecDeque<T>,
     /// The maximum number of waiting items; more are refused.
     capacity: usize,
-    senders: usize,
     receiver_gone: bool,
     /// The receiving task to wake when an item arrives or the last sender goes.
     waker: Option<Waker>,
+    /// Senders waiting in [`MailboxSender::send`] for room, woken when an item is taken.
+    blocked: Vec<Waker>,
 }
 
 /// Creates a queue of at most `capacity` waiting items.
@@ -45,10 +52,11 @@ pub fn mailbox<T>(capacity: usize) -> (MailboxSender<T>, Mailbox<T>) {
         state: Mutex::new(State {
             items: VecDeque::new(),
             capacity,
-            senders: 1,
             receiver_gone: false,
             waker: None,
+            blocked: Vec::new(),
         }),
+        senders: AtomicUsize::new(1),
     });
     let sender = MailboxSender {
         shared: Arc::clone(&shared),
@@ -84,11 +92,42 @@ impl<T> MailboxSender<T> {
         }
         Ok(())
     }
+
+    /// Queues `item`, waiting while the queue is full.
+    ///
+    /// # Errors
+    ///
+    /// The item itself when the receiver is gone.
+    pub async fn send(&self, item: T) -> Result<(), T> {
+        let mut item = Some(item);
+        poll_fn(|cx| {
+            let mut state = self.shared.state();
+            if state.items.len() >= state.capacity && !state.receiver_gone {
+                state.blocked.push(cx.waker().clone());
+                return Poll::Pending;
+            }
+            // The future completes on this poll, so the item is still here.
+            let Some(item) = item.take() else {
+                return Poll::Ready(Ok(()));
+            };
+            if state.receiver_gone {
+                return Poll::Ready(Err(item));
+            }
+            state.items.push_back(item);
+            let waker = state.waker.take();
+            drop(state);
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await
+    }
 }
 
 impl<T> Clone for MailboxSender<T> {
     fn clone(&self) -> Self {
-        self.shared.state().senders += 1;
+        self.shared.senders.fetch_add(1, Ordering::Relaxed);
         MailboxSender {
             shared: Arc::clone(&self.shared),
         }
@@ -97,14 +136,12 @@ impl<T> Clone for MailboxSender<T> {
 
 impl<T> Drop for MailboxSender<T> {
     fn drop(&mut self) {
-        let waker = {
-            let mut state = self.shared.state();
-            state.senders = state.senders.saturating_sub(1);
-            if state.senders > 0 {
-                return;
-            }
-            state.waker.take()
-        };
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) > 1 {
+            return;
+        }
+        // The receiver reads the count under the lock, so it either saw this sender gone
+        // or left its waker for this sender to take.
+        let waker = self.shared.state().waker.take();
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -116,13 +153,10 @@ impl<T> Mailbox<T> {
     /// empty, or registers the task to be woken.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let mut state = self.shared.state();
-        if let Some(item) = state.items.pop_front() {
-            if state.items.is_empty() {
-                state.items = VecDeque::new();
-            }
+        if let Some(item) = state.take() {
             return Poll::Ready(Some(item));
         }
-        if state.senders == 0 {
+        if self.shared.senders.load(Ordering::Acquire) == 0 {
             return Poll::Ready(None);
         }
         match &mut state.waker {
@@ -134,12 +168,7 @@ impl<T> Mailbox<T> {
 
     /// Takes the next item if one is waiting.
     pub fn try_recv(&mut self) -> Option<T> {
-        let mut state = self.shared.state();
-        let item = state.items.pop_front();
-        if state.items.is_empty() {
-            state.items = VecDeque::new();
-        }
-        item
+        self.shared.state().take()
     }
 
     /// Waits for the next item; `None` once every sender is dropped and the queue is
@@ -151,9 +180,27 @@ impl<T> Mailbox<T> {
 
 impl<T> Drop for Mailbox<T> {
     fn drop(&mut self) {
-        let mut state = self.shared.state();
-        state.receiver_gone = true;
-        state.items = VecDeque::new();
+        let blocked = {
+            let mut state = self.shared.state();
+            state.receiver_gone = true;
+            state.items = VecDeque::new();
+            std::mem::take(&mut state.blocked)
+        };
+        blocked.into_iter().for_each(Waker::wake);
+    }
+}
+
+impl<T> State<T> {
+    /// Pops the oldest item, frees the queue's room once it is empty and wakes the
+    /// senders waiting for room.
+    fn take(&mut self) -> Option<T> {
+        let item = self.items.pop_front()?;
+        if self.items.is_empty() {
+            self.items = VecDeque::new();
+        }
+        // Woken while the lock is held: a waker only schedules its task.
+        self.blocked.drain(..).for_each(Waker::wake);
+        Some(item)
     }
 }
 
@@ -205,6 +252,32 @@ mod tests {
         assert!(waiting.is_err());
         drop(clone);
         assert_eq!(mailbox.recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn send_waits_for_room() {
+        let (sender, mut mailbox) = mailbox(1);
+        sender.send(1).await.unwrap();
+        let sending = tokio::spawn(async move { sender.send(2).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!sending.is_finished());
+
+        assert_eq!(mailbox.recv().await, Some(1));
+        let sent = tokio::time::timeout(Duration::from_secs(1), sending).await;
+        assert_eq!(sent.unwrap().unwrap(), Ok(()));
+        assert_eq!(mailbox.recv().await, Some(2));
+    }
+
+    #[tokio::test]
+    async fn blocked_send_fails_when_receiver_drops() {
+        let (sender, mailbox) = mailbox(1);
+        sender.send(1).await.unwrap();
+        let sending = tokio::spawn(async move { sender.send(2).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+
+        drop(mailbox);
+        let sent = tokio::time::timeout(Duration::from_secs(1), sending).await;
+        assert_eq!(sent.unwrap().unwrap(), Err(2));
     }
 
     #[tokio::test]
