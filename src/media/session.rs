@@ -2,9 +2,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, debug_span};
@@ -25,7 +26,11 @@ pub struct MediaSession {
     pool: Arc<PortPool>,
     streams: Vec<StreamHandle>,
     activity: Arc<Activity>,
-    hold: watch::Sender<bool>,
+    /// Whether the call is on hold, which suspends the inactivity signal.
+    on_hold: AtomicBool,
+    /// Wakes a pending [`MediaSession::inactive`] when `on_hold` changes. Unlike a watch
+    /// channel, it allocates nothing.
+    hold_changed: Notify,
     inactivity_timeout: Option<Duration>,
     /// Telephone-event observers of sides A, B and C, for streams added later.
     observers: [Option<EventObserver>; 3],
@@ -60,7 +65,8 @@ impl MediaSession {
             pool: Arc::clone(pool),
             streams: Vec::with_capacity(streams),
             activity: Arc::new(Activity::new()),
-            hold: watch::Sender::new(false),
+            on_hold: AtomicBool::new(false),
+            hold_changed: Notify::new(),
             inactivity_timeout,
             observers: [None, None, None],
             side_c: false,
@@ -257,7 +263,8 @@ impl MediaSession {
         if !held {
             self.activity.touch(Instant::now());
         }
-        self.hold.send_replace(held);
+        self.on_hold.store(held, Ordering::Release);
+        self.hold_changed.notify_waiters();
     }
 
     /// Returns the counters of `side` of `stream`.
@@ -279,11 +286,13 @@ impl MediaSession {
         let Some(timeout) = self.inactivity_timeout else {
             return std::future::pending().await;
         };
-        let mut hold = self.hold.subscribe();
         loop {
-            if *hold.borrow_and_update() {
-                // The sender lives in `self`, so `changed` cannot fail while we borrow it.
-                let _ = hold.changed().await;
+            // Registered before the flag is read, so a change in between still wakes it.
+            let changed = self.hold_changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            if self.on_hold.load(Ordering::Acquire) {
+                changed.await;
                 continue;
             }
             let deadline = self.activity.last() + timeout;
@@ -292,7 +301,7 @@ impl MediaSession {
             }
             tokio::select! {
                 () = tokio::time::sleep_until(deadline) => {}
-                _ = hold.changed() => {}
+                () = changed => {}
             }
         }
     }

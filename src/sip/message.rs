@@ -140,7 +140,10 @@ fn parse_normalized(data: &[u8]) -> Result<Message, ParseError> {
 /// as rsip's generic header, whose value is stored exactly as it arrived.
 fn parse_headers(section: &[u8]) -> Result<rsip::Headers, ParseError> {
     let text = std::str::from_utf8(section).map_err(|_| ParseError::Headers)?;
-    let mut headers = Vec::with_capacity(24);
+    // One slot per line: a call keeps its caller's INVITE, and room for spare headers
+    // would stay allocated with it.
+    let lines = section.iter().filter(|&&byte| byte == b'\n').count() + 1;
+    let mut headers = Vec::with_capacity(lines);
     for line in text.split("\r\n") {
         if line.is_empty() {
             continue;
@@ -488,24 +491,33 @@ fn canonical(name: &str) -> &str {
 }
 
 fn encode_message(start: &str, headers: &rsip::Headers, body: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(start.len() + 512 + body.len());
+    // The exact length is summed first: the bytes of a sent message often live on in a
+    // transaction or a call for retransmission, so spare room would be held for as long.
+    let mut length = start.len() + CONTENT_LENGTH_LINE.len() + 20 + 4 + body.len();
+    for header in headers.iter() {
+        let (name, value) = name_value(header);
+        length += name.len() + 2 + value.len() + 2;
+    }
+    let mut out = BytesMut::with_capacity(length);
     out.put_slice(start.as_bytes());
-    let mut line = String::with_capacity(128);
     for header in headers.iter() {
         let (name, value) = name_value(header);
         if name.eq_ignore_ascii_case("Content-Length") {
             continue;
         }
-        line.clear();
-        let _ = write!(line, "{name}: {value}\r\n");
-        out.put_slice(line.as_bytes());
+        out.put_slice(name.as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
     }
-    line.clear();
-    let _ = write!(line, "Content-Length: {}\r\n\r\n", body.len());
-    out.put_slice(line.as_bytes());
+    out.put_slice(CONTENT_LENGTH_LINE);
+    let _ = write!(out, "{}\r\n\r\n", body.len());
     out.put_slice(body);
     out.freeze()
 }
+
+/// The start of the Content-Length line that [`encode_message`] writes last.
+const CONTENT_LENGTH_LINE: &[u8] = b"Content-Length: ";
 
 /// The name and the raw value of an rsip header.
 fn name_value(header: &Header) -> (&str, &str) {

@@ -131,12 +131,12 @@ impl Call {
             }
             None => None,
         };
-        let mut reinvite = self.c.dialog.request(Method::Invite, None);
+        let mut reinvite = self.leg_mut(LegId::C).dialog.request(Method::Invite, None);
         reinvite.push_header("Allow", ALLOW);
         if let Some(offer) = offer {
             reinvite.set_body(offer, Some("application/sdp"));
         }
-        let target = self.c.target;
+        let target = self.leg(LegId::C).target;
         self.send_request(
             LegId::C,
             &mut reinvite,
@@ -172,8 +172,11 @@ impl Call {
         {
             return self.resend_ack(LegId::C, seq).await;
         }
-        let ack = self.c.dialog.request(Method::Ack, Some(seq));
-        let target = self.c.target;
+        let ack = self
+            .leg_mut(LegId::C)
+            .dialog
+            .request(Method::Ack, Some(seq));
+        let target = self.leg(LegId::C).target;
         self.send_ack(LegId::C, ack, target).await;
         if let Some(anchor) = &mut self.anchor {
             if response.has_sdp()

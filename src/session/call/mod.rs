@@ -17,7 +17,7 @@
 //! handles events in arrival order.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -45,6 +45,7 @@ use super::{CallEvent, CallSender, Context, Failure, LegId, ReceivedRequest, Rou
 use crate::dialog::Dialog;
 use crate::mailbox::{Mailbox, mailbox};
 use crate::media::EventObserver;
+use crate::sip::uri::{Host, Uri};
 use crate::sip::{Branch, CallId, Headers, Method, Request, Tag};
 use crate::transport::{Protocol, Target};
 
@@ -69,12 +70,34 @@ enum Phase {
 }
 
 /// One leg's addressing and dialog.
+#[derive(Clone)]
 struct Leg {
     dialog: Dialog,
     /// The transport target of requests to this leg.
     target: Target,
     /// Whether the leg still needs a BYE to end.
     up: bool,
+}
+
+/// Leg C before a transfer: down, with a Call-ID no message carries, so that reading
+/// it needs no allocation per call.
+static UNUSED_C: LazyLock<Leg> = LazyLock::new(|| Leg {
+    dialog: Dialog::new_uac(
+        CallId::new("unused.invalid"),
+        String::new(),
+        String::new(),
+        Uri::sip(None, Host::Domain("unused.invalid".to_owned())),
+    ),
+    target: Target {
+        addr: SocketAddr::from(([127, 0, 0, 1], 9)),
+        protocol: Protocol::Udp,
+    },
+    up: false,
+});
+
+/// Leg C for writing, allocated from [`UNUSED_C`] on first use.
+fn c_leg(c: &mut Option<Box<Leg>>) -> &mut Leg {
+    c.get_or_insert_with(|| Box::new(UNUSED_C.clone()))
 }
 
 /// A 2xx the engine retransmits until the ACK arrives (RFC 3261 §13.3.1.4).
@@ -106,8 +129,9 @@ pub(super) struct Call {
     phase: Phase,
     a: Leg,
     b: Leg,
-    /// The leg toward a remote hotline; unused (down, no route) until a transfer starts.
-    c: Leg,
+    /// The leg toward a remote hotline, allocated when the first transfer starts: most
+    /// calls are never transferred.
+    c: Option<Box<Leg>>,
     /// The leg the caller is bridged with: B, or C after a transfer.
     a_peer: LegId,
     /// The routing this call started with; a reload does not change it.
@@ -282,19 +306,6 @@ impl Call {
             Some(routed) => Some(routed.gateways[0].target),
             None => outbound::resolve(&agent).await,
         };
-        let unused_c = Leg {
-            dialog: Dialog::new_uac(
-                CallId::generate("unused"),
-                String::new(),
-                String::new(),
-                agent.clone(),
-            ),
-            target: Target {
-                addr: ctx.local_addr(),
-                protocol: Protocol::Udp,
-            },
-            up: false,
-        };
         let b_call_id = CallId::generate(&outbound::host_port(ctx.local_addr()));
         let local_party = match &direct {
             Some(routed) => routed.from.clone(),
@@ -325,7 +336,7 @@ impl Call {
                 }),
                 up: false,
             },
-            c: unused_c,
+            c: None,
             a_peer: LegId::B,
             dtmf: AgentKeys::new(router.inter_digit_timeout(), router.key_prefixes()),
             direct_destination: direct.as_ref().map(|routed| routed.destination.clone()),
@@ -504,7 +515,11 @@ impl Call {
             Some(LegId::A)
         } else if *call_id == self.b.dialog.call_id {
             Some(LegId::B)
-        } else if *call_id == self.c.dialog.call_id {
+        } else if self
+            .c
+            .as_ref()
+            .is_some_and(|c| *call_id == c.dialog.call_id)
+        {
             Some(LegId::C)
         } else {
             None
@@ -515,7 +530,7 @@ impl Call {
         match id {
             LegId::A => &self.a,
             LegId::B => &self.b,
-            LegId::C => &self.c,
+            LegId::C => self.c.as_deref().unwrap_or_else(|| &UNUSED_C),
         }
     }
 
@@ -523,15 +538,17 @@ impl Call {
         match id {
             LegId::A => &mut self.a,
             LegId::B => &mut self.b,
-            LegId::C => &mut self.c,
+            LegId::C => c_leg(&mut self.c),
         }
     }
 
     /// Replaces leg `id` with `leg` and moves the table route from the old leg's Call-ID
     /// to the new one, so that the new leg's messages reach this call.
     fn install_leg(&mut self, id: LegId, leg: Leg) {
-        let old = self.leg(id).dialog.call_id.clone();
-        self.ctx.table.remove(&old, self.session);
+        if id != LegId::C || self.c.is_some() {
+            let old = self.leg(id).dialog.call_id.clone();
+            self.ctx.table.remove(&old, self.session);
+        }
         let new = leg.dialog.call_id.clone();
         *self.leg_mut(id) = leg;
         if let Some(route) = self.ctx.table.get(&self.a.dialog.call_id) {
@@ -616,7 +633,9 @@ impl Call {
         self.anchor = None;
         self.ctx.table.remove(&self.a.dialog.call_id, self.session);
         self.ctx.table.remove(&self.b.dialog.call_id, self.session);
-        self.ctx.table.remove(&self.c.dialog.call_id, self.session);
+        if let Some(c) = &self.c {
+            self.ctx.table.remove(&c.dialog.call_id, self.session);
+        }
         self.ctx.calls.remove(&self.session);
         debug!("call task finished");
     }
@@ -657,7 +676,7 @@ impl Call {
         };
         let legs = [LegId::A, LegId::B, LegId::C]
             .into_iter()
-            .filter(|&leg| leg != LegId::C || self.c.up || self.transfer.is_some())
+            .filter(|&leg| leg != LegId::C || self.leg(leg).up || self.transfer.is_some())
             .map(|leg| super::LegSummary {
                 leg: leg.as_str(),
                 call_id: self.leg(leg).dialog.call_id.to_string(),

@@ -246,7 +246,7 @@ impl Call {
             }
             None => None,
         };
-        let mut invite = self.c.dialog.request(Method::Invite, None);
+        let mut invite = self.leg_mut(LegId::C).dialog.request(Method::Invite, None);
         for (name, value) in headers {
             invite.push_header(&name, value);
         }
@@ -278,7 +278,10 @@ impl Call {
             .milestones
             .first_response
             .get_or_insert_with(Moment::now);
-        if let Err(error) = self.c.dialog.on_invite_response(&response) {
+        if let Err(error) = super::c_leg(&mut self.c)
+            .dialog
+            .on_invite_response(&response)
+        {
             debug!(%error, "remote response with invalid dialog headers");
         }
         let gateway = transfer.status.gateway.clone().unwrap_or_default();
@@ -360,7 +363,7 @@ impl Call {
                 return false;
             }
         };
-        let mut invite = self.c.dialog.request(Method::Invite, None);
+        let mut invite = self.leg_mut(LegId::C).dialog.request(Method::Invite, None);
         for (name, value) in previous.header_pairs() {
             let skip = [
                 "Via",
@@ -383,7 +386,7 @@ impl Call {
         invite.push_header(answer_header, value);
         invite.set_body(previous.body().clone(), previous.content_type());
         debug!(realm = %challenge.realm, "answering the trunk's digest challenge");
-        let target = self.c.target;
+        let target = self.leg(LegId::C).target;
         self.send_request(
             LegId::C,
             &mut invite,
@@ -432,10 +435,14 @@ impl Call {
         };
         if transfer.status.state == TransferState::Bridged || !transfer.is_active() {
             // A retransmitted 2xx, or one that crossed our CANCEL.
-            if !self.c.up && transfer.status.state != TransferState::Bridged {
-                self.c.up = true;
-                let ack = self.c.dialog.request(Method::Ack, Some(seq));
-                let target = self.c.target;
+            let c = super::c_leg(&mut self.c);
+            if !c.up && transfer.status.state != TransferState::Bridged {
+                c.up = true;
+                let ack = self
+                    .leg_mut(LegId::C)
+                    .dialog
+                    .request(Method::Ack, Some(seq));
+                let target = self.leg(LegId::C).target;
                 self.send_ack(LegId::C, ack, target).await;
                 self.send_bye(LegId::C, None).await;
                 return;
@@ -446,11 +453,16 @@ impl Call {
         transfer.status.state = TransferState::Answered;
         transfer.status.milestones.answer = Some(Moment::now());
         transfer.status.sip_status = Some(response.status);
-        self.c.up = true;
+        self.leg_mut(LegId::C).up = true;
 
-        self.c.target = outbound::next_hop_target(&self.c.dialog, self.c.target).await;
-        let ack = self.c.dialog.request(Method::Ack, Some(seq));
-        let target = self.c.target;
+        let c = self.leg(LegId::C);
+        let hop = outbound::next_hop_target(&c.dialog, c.target).await;
+        self.leg_mut(LegId::C).target = hop;
+        let ack = self
+            .leg_mut(LegId::C)
+            .dialog
+            .request(Method::Ack, Some(seq));
+        let target = self.leg(LegId::C).target;
         self.send_ack(LegId::C, ack, target).await;
 
         let mut reinvite = false;
@@ -515,7 +527,7 @@ impl Call {
         }
         transfer.status.sip_status = Some(status);
         transfer.channel = None;
-        self.c.up = false;
+        super::c_leg(&mut self.c).up = false;
         if failover && transfer.attempt < transfer.routed.gateways.len() {
             debug!(status, "gateway failed; trying the next one");
             return self.try_next_gateway().await;
