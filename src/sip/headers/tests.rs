@@ -260,6 +260,16 @@ fn user_to_user_without_encoding_is_hex() {
 }
 
 #[test]
+fn user_to_user_long_data_hex() {
+    let data: Vec<u8> = (0u8..70).map(|byte| byte.wrapping_mul(37)).collect();
+    let uui = UserToUser::from_bytes(&data, None, None);
+    let text = uui.to_string();
+    let expected: String = data.iter().map(|byte| format!("{byte:02X}")).collect();
+    assert_eq!(text, format!("{expected};encoding=hex"));
+    assert_eq!(text.parse::<UserToUser>().unwrap().data, data);
+}
+
+#[test]
 fn user_to_user_from_bytes_round_trips() {
     let uui = UserToUser::from_bytes(b"\x04case=8842", Some("isdn-uui"), None);
     let text = uui.to_string();

@@ -84,9 +84,7 @@ impl FromStr for UserToUser {
 impl fmt::Display for UserToUser {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_hex() {
-            self.data
-                .iter()
-                .try_for_each(|byte| write!(f, "{byte:02X}"))?;
+            write_hex(f, &self.data)?;
         } else {
             f.write_str(&String::from_utf8_lossy(&self.data))?;
         }
@@ -101,6 +99,22 @@ impl fmt::Display for UserToUser {
         }
         self.params.fmt(f)
     }
+}
+
+/// Writes `data` as upper-case hex digits, a chunk at a time: a formatting call per byte
+/// made a transfer's UUI header the costliest part of routing it.
+fn write_hex(f: &mut fmt::Formatter<'_>, data: &[u8]) -> fmt::Result {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut text = [0u8; 64];
+    for chunk in data.chunks(text.len() / 2) {
+        for (index, byte) in chunk.iter().enumerate() {
+            text[2 * index] = DIGITS[usize::from(byte >> 4)];
+            text[2 * index + 1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        let digits = std::str::from_utf8(&text[..2 * chunk.len()]).map_err(|_| fmt::Error)?;
+        f.write_str(digits)?;
+    }
+    Ok(())
 }
 
 fn decode_hex(text: &str) -> Result<Vec<u8>, HeaderError> {
