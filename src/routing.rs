@@ -5,6 +5,7 @@
 //! One [`PlanRouter`] wraps one plan. A reload builds a new one; calls that started with
 //! the old plan keep it until they end.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -41,6 +42,9 @@ pub struct PlanRouter {
     registry: Arc<TrunkRegistry>,
     origin: Origin,
     prefixes: u16,
+    /// Each destination's gateways whose address is an IP literal, with their
+    /// Request-URI: built once per plan, not per transfer.
+    literal_routes: HashMap<String, Vec<GatewayRoute>>,
 }
 
 impl PlanRouter {
@@ -52,11 +56,25 @@ impl PlanRouter {
             .filter_map(|binding| binding.sequence.chars().next())
             .filter_map(crate::dtmf::event_for_key)
             .fold(0u16, |mask, event| mask | (1 << event));
+        let mut literal_routes: HashMap<String, Vec<GatewayRoute>> = HashMap::new();
+        for destination in plan.destinations() {
+            let Some(trunk) = plan.trunk(&destination.trunk) else {
+                continue;
+            };
+            let routes = trunk
+                .gateways
+                .iter()
+                .filter(|gateway| !matches!(gateway.address.host, Some(Host::Domain(_))))
+                .filter_map(|gateway| build_gateway_route(&plan, destination, gateway))
+                .collect();
+            literal_routes.insert(destination.id.clone(), routes);
+        }
         PlanRouter {
             plan,
             registry,
             origin,
             prefixes,
+            literal_routes,
         }
     }
 
@@ -65,13 +83,14 @@ impl PlanRouter {
     }
 
     fn routed_gateway(&self, destination: &Destination, gateway: &Gateway) -> Option<GatewayRoute> {
-        let request_uri: Uri = self.plan.request_uri(destination, gateway).parse().ok()?;
-        let target = resolve_now(&gateway.address, gateway.transport)?;
-        Some(GatewayRoute {
-            id: gateway.id.as_str().to_owned(),
-            target,
-            request_uri,
-        })
+        let built = self
+            .literal_routes
+            .get(&destination.id)
+            .and_then(|routes| routes.iter().find(|route| route.id == gateway.id.as_str()));
+        match built {
+            Some(route) => Some(route.clone()),
+            None => build_gateway_route(&self.plan, destination, gateway),
+        }
     }
 
     /// From and the identity and context headers per the trunk's policy.
@@ -329,6 +348,22 @@ fn form_encode(value: &str) -> String {
         }
     }
     out
+}
+
+/// Builds the Request-URI and transport target of a transfer to `destination` through
+/// `gateway`; `None` when the URI is invalid or the address does not resolve.
+fn build_gateway_route(
+    plan: &Plan,
+    destination: &Destination,
+    gateway: &Gateway,
+) -> Option<GatewayRoute> {
+    let request_uri: Uri = plan.request_uri(destination, gateway).parse().ok()?;
+    let target = resolve_now(&gateway.address, gateway.transport)?;
+    Some(GatewayRoute {
+        id: gateway.id.as_str().to_owned(),
+        target,
+        request_uri,
+    })
 }
 
 /// Resolves a gateway address now. IP literals need no lookup.

@@ -64,6 +64,44 @@ fn failover_503_tries_next_gateway() {
     harness.stop();
 }
 
+/// Gateway `a` is reached over TCP on a port nothing listens on: the refused connection
+/// fails the INVITE's transaction at once, and gateway `b` gets the transfer.
+#[test]
+fn refused_tcp_gateway_fails_over() {
+    let harness = Harness::start_with("refused_tcp_gateway_fails_over", |ports| EngineSettings {
+        dialplan: Some(beijing_plan(
+            ports,
+            &[
+                PlanGateway::new("a", 0, 1).tcp(),
+                PlanGateway::new("b", 1, 2),
+            ],
+            None,
+        )),
+        ..EngineSettings::default()
+    });
+    let control = ControlClient::new(&harness.ports);
+    let mut agent = harness.agent(&scenario("agent_answer.xml")).start();
+    let mut answering = remote_hotline(&harness, 1, &scenario("gw_answer.xml")).start();
+    let mut caller = harness
+        .caller(&scenario("caller_bye.xml"))
+        .args(&["-d", CALL_MS])
+        .start();
+
+    let calls = control.wait_talking(1, Duration::from_secs(10));
+    let transfer = control.transfer_to_end(&calls[0], "beijing");
+    assert_eq!(transfer["status"], "bridged", "{transfer}");
+
+    answering.expect_success();
+    caller.expect_success();
+    agent.expect_success();
+
+    // Bridged while the caller was still on: waiting for Timer B (32 s) in place of the
+    // transport error would have outlasted the call.
+    let records = transfer_records(&harness, 1);
+    assert_eq!(records[0]["gateway"], "beijing/b", "{}", records[0]);
+    harness.stop();
+}
+
 #[test]
 fn failover_not_on_486() {
     let (harness, control) = start("failover_not_on_486");

@@ -276,8 +276,15 @@ impl Anchor {
 
     /// Allocates the relay side toward a transfer target.
     pub fn open_side_c(&mut self) -> Result<(), AnchorError> {
-        let streams = self.received(LegId::A).map_or(1, |sdp| sdp.media.len());
-        self.relay(streams)?.add_side_c()?;
+        // An answered call's relay already has a stream per media line of the caller's
+        // SDP, so the SDP is parsed only when there is no relay yet.
+        if self.relay.is_none() {
+            let streams = self.received(LegId::A).map_or(1, |sdp| sdp.media.len());
+            self.relay(streams)?;
+        }
+        if let Some(relay) = &mut self.relay {
+            relay.add_side_c()?;
+        }
         Ok(())
     }
 

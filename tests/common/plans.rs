@@ -23,6 +23,8 @@ pub struct PlanGateway {
     pub remote: u16,
     pub priority: u32,
     pub channels: Option<u32>,
+    /// Whether the engine reaches the gateway over TCP in place of UDP.
+    pub tcp: bool,
 }
 
 impl PlanGateway {
@@ -32,7 +34,13 @@ impl PlanGateway {
             remote,
             priority,
             channels: None,
+            tcp: false,
         }
+    }
+
+    pub fn tcp(mut self) -> PlanGateway {
+        self.tcp = true;
+        self
     }
 
     pub fn channels(mut self, channels: u32) -> PlanGateway {
@@ -107,6 +115,9 @@ pub fn beijing_plan(
         );
         if let Some(channels) = gateway.channels {
             let _ = writeln!(plan, "channels = {channels}");
+        }
+        if gateway.tcp {
+            plan.push_str("transport = \"tcp\"\n");
         }
     }
     let _ = write!(

@@ -137,16 +137,17 @@ impl Call {
             reinvite.set_body(offer, Some("application/sdp"));
         }
         let target = self.leg(LegId::C).target;
-        self.send_request(
-            LegId::C,
-            &mut reinvite,
-            target,
-            Purpose::Adopt,
-            Instant::now(),
-        )
-        .await;
+        let sent_at = self
+            .send_request_stamped(
+                LegId::C,
+                &mut reinvite,
+                target,
+                Purpose::Adopt,
+                Instant::now(),
+            )
+            .await;
         if let Some(transfer) = &mut self.transfer {
-            transfer.status.milestones.invite_sent = Some(crate::cdr::Moment::now());
+            transfer.status.milestones.invite_sent = Some(sent_at);
         }
     }
 

@@ -6,6 +6,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::{Call, Pending2xx, Phase};
+use crate::cdr::Moment;
 use crate::session::outbound::{self, ALLOW};
 use crate::session::transactions::{Purpose, RelayLink, Txn};
 use crate::session::{Failure, LegId};
@@ -114,6 +115,21 @@ impl Call {
             .await
     }
 
+    /// Sends a request like [`Call::send_request`] and returns when its bytes were handed
+    /// to the transport, the moment a transfer record counts as the INVITE sent.
+    pub(super) async fn send_request_stamped(
+        &mut self,
+        leg: LegId,
+        request: &mut Request,
+        target: Target,
+        purpose: Purpose,
+        now: Instant,
+    ) -> Moment {
+        self.send_client_request(leg, request, target, purpose, None, now)
+            .await
+            .1
+    }
+
     pub(super) async fn send_request_linked(
         &mut self,
         leg: LegId,
@@ -123,6 +139,20 @@ impl Call {
         relay: Option<RelayLink>,
         now: Instant,
     ) -> Branch {
+        self.send_client_request(leg, request, target, purpose, relay, now)
+            .await
+            .0
+    }
+
+    async fn send_client_request(
+        &mut self,
+        leg: LegId,
+        request: &mut Request,
+        target: Target,
+        purpose: Purpose,
+        relay: Option<RelayLink>,
+        now: Instant,
+    ) -> (Branch, Moment) {
         let branch = Branch::generate();
         let local = self.ctx.local_addr();
         let protocol = self.ctx.protocol_for(target, request.body().len() + 600);
@@ -135,6 +165,10 @@ impl Call {
         }
         let target = Target { protocol, ..target };
         let bytes = request.encode();
+        // The request leaves before its transaction is set up, so that the bookkeeping
+        // adds nothing to the time the peer waits for it.
+        let sent = self.ctx.send(target, bytes.clone()).await;
+        let sent_at = Moment::now();
         let (mut txn, actions) = Txn::client(
             leg,
             branch.clone(),
@@ -148,8 +182,16 @@ impl Call {
         txn.relay = relay;
         self.txns.push(Box::new(txn));
         let index = self.txns.len() - 1;
+        // A new client machine's only action is the first transmission, made above.
+        let mut actions: Vec<Action> = actions
+            .into_iter()
+            .filter(|action| !matches!(action, Action::Transmit(_)))
+            .collect();
+        if !sent {
+            actions.extend(self.txns[index].on_transport_error());
+        }
         self.run_actions(index, actions, None).await;
-        branch
+        (branch, sent_at)
     }
 
     /// Carries out a machine's actions. `response` is the response just handed in, used to

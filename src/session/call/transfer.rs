@@ -141,12 +141,18 @@ impl Call {
             auth_attempts: 0,
         }));
 
+        self.try_next_gateway().await;
         // Blind transfer: the caller stops hearing the agent and hears ringback instead.
-        if let Some(anchor) = &self.anchor {
+        // Done once the INVITE is out, unless the transfer already failed and gave the
+        // caller back to the agent.
+        let trying = self
+            .transfer
+            .as_ref()
+            .is_some_and(|transfer| transfer.is_active());
+        if trying && let Some(anchor) = &self.anchor {
             anchor.isolate_caller();
             anchor.ringback(true);
         }
-        self.try_next_gateway().await;
         // Logged once the INVITE is out: a log line is a write to standard error, which
         // would otherwise count in the engine-added setup latency.
         info!(transfer = id, %destination, ?kind, "transfer started");
@@ -259,11 +265,12 @@ impl Call {
         let now = Instant::now();
         debug!(gateway = %gateway.id, target = %gateway.target.addr, uri = %gateway.request_uri, "sending transfer invite");
         let target = gateway.target;
-        self.send_request(LegId::C, &mut invite, target, Purpose::TransferInvite, now)
+        let sent_at = self
+            .send_request_stamped(LegId::C, &mut invite, target, Purpose::TransferInvite, now)
             .await;
         if let Some(transfer) = &mut self.transfer {
             let milestones = &mut transfer.status.milestones;
-            milestones.invite_sent.get_or_insert_with(Moment::now);
+            milestones.invite_sent.get_or_insert(sent_at);
             transfer.ring_deadline = Some(now + ring_timeout);
         }
     }
