@@ -11,7 +11,7 @@ use common::plans::{
     ControlClient, PlanGateway, SilentGateway, beijing_plan, hotline, remote_hotline,
     transfer_records,
 };
-use common::{EngineSettings, Harness, first_received, render_scenario, scenario};
+use common::{EngineSettings, Harness, Sipp, first_received, render_scenario, scenario};
 
 /// How long the caller stays on the call before its BYE; the transfer happens meanwhile.
 const CALL_MS: &str = "5000";
@@ -19,16 +19,41 @@ const CALL_MS: &str = "5000";
 /// Beijing with gateway `a` on remote hotline 0 (priority 1) and `b` on remote hotline 1
 /// (priority 2), no health checks.
 fn start(test: &str) -> (Harness, ControlClient) {
+    start_with_gateways(
+        test,
+        &[PlanGateway::new("a", 0, 1), PlanGateway::new("b", 1, 2)],
+    )
+}
+
+/// Starts the engine with Beijing on `gateways` and no health checks.
+fn start_with_gateways(test: &str, gateways: &[PlanGateway]) -> (Harness, ControlClient) {
     let harness = Harness::start_with(test, |ports| EngineSettings {
-        dialplan: Some(beijing_plan(
-            ports,
-            &[PlanGateway::new("a", 0, 1), PlanGateway::new("b", 1, 2)],
-            None,
-        )),
+        dialplan: Some(beijing_plan(ports, gateways, None)),
         ..EngineSettings::default()
     });
     let control = ControlClient::new(&harness.ports);
     (harness, control)
+}
+
+/// Runs one call that the agent transfers to Beijing, where remote hotline `remote`
+/// picks up. Checks that the transfer was bridged and that every SIPp exited with
+/// success, then returns the agent and the remote for checks on their messages.
+fn bridged_transfer(harness: &Harness, control: &ControlClient, remote: u16) -> (Sipp, Sipp) {
+    let mut agent = harness.agent(&scenario("agent_answer.xml")).start();
+    let mut answering = remote_hotline(harness, remote, &scenario("gw_answer.xml")).start();
+    let mut caller = harness
+        .caller(&scenario("caller_bye.xml"))
+        .args(&["-d", CALL_MS])
+        .start();
+
+    let calls = control.wait_talking(1, Duration::from_secs(10));
+    let transfer = control.transfer_to_end(&calls[0], "beijing");
+    assert_eq!(transfer["status"], "bridged", "{transfer}");
+
+    answering.expect_success();
+    caller.expect_success();
+    agent.expect_success();
+    (agent, answering)
 }
 
 #[test]
@@ -68,32 +93,14 @@ fn failover_503_tries_next_gateway() {
 /// fails the INVITE's transaction at once, and gateway `b` gets the transfer.
 #[test]
 fn refused_tcp_gateway_fails_over() {
-    let harness = Harness::start_with("refused_tcp_gateway_fails_over", |ports| EngineSettings {
-        dialplan: Some(beijing_plan(
-            ports,
-            &[
-                PlanGateway::new("a", 0, 1).tcp(),
-                PlanGateway::new("b", 1, 2),
-            ],
-            None,
-        )),
-        ..EngineSettings::default()
-    });
-    let control = ControlClient::new(&harness.ports);
-    let mut agent = harness.agent(&scenario("agent_answer.xml")).start();
-    let mut answering = remote_hotline(&harness, 1, &scenario("gw_answer.xml")).start();
-    let mut caller = harness
-        .caller(&scenario("caller_bye.xml"))
-        .args(&["-d", CALL_MS])
-        .start();
-
-    let calls = control.wait_talking(1, Duration::from_secs(10));
-    let transfer = control.transfer_to_end(&calls[0], "beijing");
-    assert_eq!(transfer["status"], "bridged", "{transfer}");
-
-    answering.expect_success();
-    caller.expect_success();
-    agent.expect_success();
+    let (harness, control) = start_with_gateways(
+        "refused_tcp_gateway_fails_over",
+        &[
+            PlanGateway::new("a", 0, 1).tcp(),
+            PlanGateway::new("b", 1, 2),
+        ],
+    );
+    bridged_transfer(&harness, &control, 1);
 
     // Bridged while the caller was still on: waiting for Timer B (32 s) in place of the
     // transport error would have outlasted the call.
@@ -182,18 +189,7 @@ fn route_cli_matches_engine() {
         "route does not end with the Request-URI {request_uri}:\n{text}"
     );
 
-    let mut agent = harness.agent(&scenario("agent_answer.xml")).start();
-    let mut remote = remote_hotline(&harness, 0, &scenario("gw_answer.xml")).start();
-    let mut caller = harness
-        .caller(&scenario("caller_bye.xml"))
-        .args(&["-d", CALL_MS])
-        .start();
-    let calls = control.wait_talking(1, Duration::from_secs(10));
-    let transfer = control.transfer_to_end(&calls[0], "beijing");
-    assert_eq!(transfer["status"], "bridged", "{transfer}");
-    remote.expect_success();
-    caller.expect_success();
-    agent.expect_success();
+    let (_agent, remote) = bridged_transfer(&harness, &control, 0);
 
     let invite = first_received(&remote, "INVITE").expect("remote 0 received the INVITE");
     assert_eq!(
