@@ -236,6 +236,21 @@ fn route(args: &RouteArgs) -> ExitCode {
     }
 }
 
+/// Turns transparent huge pages off for the engine's memory.
+///
+/// mimalloc returns pages that emptied to the kernel and faults them in again when calls
+/// need them. With huge pages each such fault zeroes 2 MiB: in a profile at 2,000 calls
+/// per second the kernel's page clearing took 14 % of the engine's CPU, and 0.5 % with
+/// 4 KiB pages.
+fn disable_transparent_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE takes integer arguments and changes only this process's
+    // memory policy.
+    let result = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if result != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "failed to turn off transparent huge pages");
+    }
+}
+
 fn run(path: &Path) -> ExitCode {
     let config = match Config::load(path) {
         Ok(config) => config,
@@ -265,6 +280,7 @@ fn run(path: &Path) -> ExitCode {
         "starting"
     );
 
+    disable_transparent_huge_pages();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if config.runtime.workers > 0 {
         builder.worker_threads(config.runtime.workers);
