@@ -7,6 +7,8 @@ mod common;
 
 use std::time::Duration;
 
+use serde_json::Value;
+
 use common::plans::{
     ControlClient, PlanGateway, SilentGateway, beijing_plan, hotline, remote_hotline,
     transfer_records,
@@ -37,8 +39,13 @@ fn start_with_gateways(test: &str, gateways: &[PlanGateway]) -> (Harness, Contro
 
 /// Runs one call that the agent transfers to Beijing, where remote hotline `remote`
 /// picks up. Checks that the transfer was bridged and that every SIPp exited with
-/// success, then returns the agent and the remote for checks on their messages.
-fn bridged_transfer(harness: &Harness, control: &ControlClient, remote: u16) -> (Sipp, Sipp) {
+/// success, then returns the agent and the remote for checks on their messages, and the
+/// transfer's final state.
+fn bridged_transfer(
+    harness: &Harness,
+    control: &ControlClient,
+    remote: u16,
+) -> (Sipp, Sipp, Value) {
     let mut agent = harness.agent(&scenario("agent_answer.xml")).start();
     let mut answering = remote_hotline(harness, remote, &scenario("gw_answer.xml")).start();
     let mut caller = harness
@@ -53,29 +60,16 @@ fn bridged_transfer(harness: &Harness, control: &ControlClient, remote: u16) -> 
     answering.expect_success();
     caller.expect_success();
     agent.expect_success();
-    (agent, answering)
+    (agent, answering, transfer)
 }
 
 #[test]
 fn failover_503_tries_next_gateway() {
     let (harness, control) = start("failover_503_tries_next_gateway");
-    let mut agent = harness.agent(&scenario("agent_answer.xml")).start();
     let mut rejecting = remote_hotline(&harness, 0, &scenario("gw_reject.xml")).start();
-    let mut answering = remote_hotline(&harness, 1, &scenario("gw_answer.xml")).start();
-    let mut caller = harness
-        .caller(&scenario("caller_bye.xml"))
-        .args(&["-d", CALL_MS])
-        .start();
-
-    let calls = control.wait_talking(1, Duration::from_secs(10));
-    let transfer = control.transfer_to_end(&calls[0], "beijing");
-    assert_eq!(transfer["status"], "bridged", "{transfer}");
+    let (agent, _answering, transfer) = bridged_transfer(&harness, &control, 1);
     assert_eq!(transfer["sip_status"], 200, "{transfer}");
-
     rejecting.expect_success();
-    answering.expect_success();
-    caller.expect_success();
-    agent.expect_success();
 
     let records = transfer_records(&harness, 1);
     assert_eq!(records[0]["gateway"], "beijing/b", "{}", records[0]);
@@ -189,7 +183,7 @@ fn route_cli_matches_engine() {
         "route does not end with the Request-URI {request_uri}:\n{text}"
     );
 
-    let (_agent, remote) = bridged_transfer(&harness, &control, 0);
+    let (_agent, remote, _transfer) = bridged_transfer(&harness, &control, 0);
 
     let invite = first_received(&remote, "INVITE").expect("remote 0 received the INVITE");
     assert_eq!(
