@@ -4,7 +4,7 @@
 //! A tokio channel allocates room for 32 items when it is created. Every call has three
 //! queues that carry a handful of items in a held call's life: the call task's events,
 //! changes for its relay stream, and copies of the agent's telephone events. A tokio
-//! channel each would cost more than two kilobytes per call for nothing. This queue keeps
+//! channel each would cost about two kilobytes per call for nothing. This queue keeps
 //! its items in a `VecDeque` that gives its room back once drained.
 
 use std::collections::VecDeque;
@@ -37,7 +37,7 @@ struct Shared<T> {
 #[derive(Debug)]
 struct State<T> {
     items: VecDeque<T>,
-    /// The maximum number of waiting items; more are refused.
+    /// The maximum number of waiting items. More are rejected.
     capacity: usize,
     receiver_gone: bool,
     /// The receiving task to wake when an item arrives or the last sender goes.
@@ -236,7 +236,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn full_queue_refuses() {
+    async fn full_queue_rejects_item() {
         let (sender, _mailbox) = mailbox(2);
         sender.try_send(1).unwrap();
         sender.try_send(2).unwrap();

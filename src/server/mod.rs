@@ -228,8 +228,8 @@ fn reserve_descriptor_table(count: u64) {
     let Ok(null) = std::fs::File::open("/dev/null") else {
         return;
     };
-    // SAFETY: F_DUPFD makes a new descriptor, the lowest free one at or above `highest`,
-    // and touches no descriptor in use.
+    // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor, the lowest free one at or above
+    // `highest`, and touches no descriptor in use.
     let copy = unsafe { libc::fcntl(null.as_raw_fd(), libc::F_DUPFD_CLOEXEC, highest) };
     if copy < 0 {
         debug!(

@@ -192,9 +192,8 @@ impl Anchor {
     }
 
     /// Maps payload types between the caller and its current peer once both have
-    /// described their media.
-    /// Sends each stream's payload-type map to the relay. `fresh` is an SDP just parsed
-    /// from its leg, used as it is rather than parsed again from the kept body.
+    /// described their media, and sends each stream's map to the relay. `fresh` is an SDP
+    /// just parsed from its leg, used as it is rather than parsed again from the kept body.
     fn update_payload_map(
         &self,
         fresh: Option<(LegId, &SessionDescription)>,

@@ -124,7 +124,7 @@ mod tests {
 
     #[test]
     fn call_event_is_three_words() {
-        // Every call's queue allocates a block of slots of this size at its creation.
+        // A call's queue grows by whole events while a burst waits for the call task.
         assert!(size_of::<CallEvent>() <= 3 * size_of::<usize>());
     }
 

@@ -491,20 +491,26 @@ fn canonical(name: &str) -> &str {
 }
 
 fn encode_message(start: &str, headers: &rsip::Headers, body: &[u8]) -> Bytes {
+    // Content-Length is written last, from the body, in place of any the headers carry.
+    let written = || {
+        headers
+            .iter()
+            .map(name_value)
+            .filter(|(name, _)| !name.eq_ignore_ascii_case("Content-Length"))
+    };
     // The exact length is summed first: the bytes of a sent message often live on in a
     // transaction or a call for retransmission, so spare room would be held for as long.
-    let mut length = start.len() + CONTENT_LENGTH_LINE.len() + 20 + 4 + body.len();
-    for header in headers.iter() {
-        let (name, value) = name_value(header);
+    let digits = body
+        .len()
+        .checked_ilog10()
+        .map_or(1, |log| log as usize + 1);
+    let mut length = start.len() + CONTENT_LENGTH_LINE.len() + digits + 4 + body.len();
+    for (name, value) in written() {
         length += name.len() + 2 + value.len() + 2;
     }
     let mut out = BytesMut::with_capacity(length);
     out.put_slice(start.as_bytes());
-    for header in headers.iter() {
-        let (name, value) = name_value(header);
-        if name.eq_ignore_ascii_case("Content-Length") {
-            continue;
-        }
+    for (name, value) in written() {
         out.put_slice(name.as_bytes());
         out.put_slice(b": ");
         out.put_slice(value.as_bytes());

@@ -137,12 +137,13 @@ impl Call {
             reinvite.set_body(offer, Some("application/sdp"));
         }
         let target = self.leg(LegId::C).target;
-        let sent_at = self
-            .send_request_stamped(
+        let (_, sent_at) = self
+            .send_client_request(
                 LegId::C,
                 &mut reinvite,
                 target,
                 Purpose::Adopt,
+                None,
                 Instant::now(),
             )
             .await;

@@ -545,10 +545,8 @@ impl Call {
     /// Replaces leg `id` with `leg` and moves the table route from the old leg's Call-ID
     /// to the new one, so that the new leg's messages reach this call.
     fn install_leg(&mut self, id: LegId, leg: Leg) {
-        if id != LegId::C || self.c.is_some() {
-            let old = self.leg(id).dialog.call_id.clone();
-            self.ctx.table.remove(&old, self.session);
-        }
+        let old = self.leg(id).dialog.call_id.clone();
+        self.ctx.table.remove(&old, self.session);
         let new = leg.dialog.call_id.clone();
         *self.leg_mut(id) = leg;
         if let Some(route) = self.ctx.table.get(&self.a.dialog.call_id) {

@@ -240,7 +240,7 @@ impl Call {
             original: request,
         };
         let target = self.leg(other).target;
-        self.send_request_linked(
+        self.send_client_request(
             other,
             &mut relayed,
             target,

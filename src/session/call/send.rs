@@ -111,40 +111,15 @@ impl Call {
         purpose: Purpose,
         now: Instant,
     ) -> Branch {
-        self.send_request_linked(leg, request, target, purpose, None, now)
-            .await
-    }
-
-    /// Sends a request like [`Call::send_request`] and returns when its bytes were handed
-    /// to the transport, the moment a transfer record counts as the INVITE sent.
-    pub(super) async fn send_request_stamped(
-        &mut self,
-        leg: LegId,
-        request: &mut Request,
-        target: Target,
-        purpose: Purpose,
-        now: Instant,
-    ) -> Moment {
         self.send_client_request(leg, request, target, purpose, None, now)
-            .await
-            .1
-    }
-
-    pub(super) async fn send_request_linked(
-        &mut self,
-        leg: LegId,
-        request: &mut Request,
-        target: Target,
-        purpose: Purpose,
-        relay: Option<RelayLink>,
-        now: Instant,
-    ) -> Branch {
-        self.send_client_request(leg, request, target, purpose, relay, now)
             .await
             .0
     }
 
-    async fn send_client_request(
+    /// Sends a request like [`Call::send_request`], with `relay` linking its transaction
+    /// to the request it relays. Returns the branch and the moment the transport took the
+    /// bytes, which a transfer record counts as the INVITE sent.
+    pub(super) async fn send_client_request(
         &mut self,
         leg: LegId,
         request: &mut Request,

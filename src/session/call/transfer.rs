@@ -265,8 +265,15 @@ impl Call {
         let now = Instant::now();
         debug!(gateway = %gateway.id, target = %gateway.target.addr, uri = %gateway.request_uri, "sending transfer invite");
         let target = gateway.target;
-        let sent_at = self
-            .send_request_stamped(LegId::C, &mut invite, target, Purpose::TransferInvite, now)
+        let (_, sent_at) = self
+            .send_client_request(
+                LegId::C,
+                &mut invite,
+                target,
+                Purpose::TransferInvite,
+                None,
+                now,
+            )
             .await;
         if let Some(transfer) = &mut self.transfer {
             let milestones = &mut transfer.status.milestones;
@@ -445,11 +452,8 @@ impl Call {
             let c = super::c_leg(&mut self.c);
             if !c.up && transfer.status.state != TransferState::Bridged {
                 c.up = true;
-                let ack = self
-                    .leg_mut(LegId::C)
-                    .dialog
-                    .request(Method::Ack, Some(seq));
-                let target = self.leg(LegId::C).target;
+                let ack = c.dialog.request(Method::Ack, Some(seq));
+                let target = c.target;
                 self.send_ack(LegId::C, ack, target).await;
                 self.send_bye(LegId::C, None).await;
                 return;
@@ -463,13 +467,10 @@ impl Call {
         self.leg_mut(LegId::C).up = true;
 
         let c = self.leg(LegId::C);
-        let hop = outbound::next_hop_target(&c.dialog, c.target).await;
-        self.leg_mut(LegId::C).target = hop;
-        let ack = self
-            .leg_mut(LegId::C)
-            .dialog
-            .request(Method::Ack, Some(seq));
-        let target = self.leg(LegId::C).target;
+        let target = outbound::next_hop_target(&c.dialog, c.target).await;
+        let c = self.leg_mut(LegId::C);
+        c.target = target;
+        let ack = c.dialog.request(Method::Ack, Some(seq));
         self.send_ack(LegId::C, ack, target).await;
 
         let mut reinvite = false;
