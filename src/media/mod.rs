@@ -30,7 +30,7 @@ use crate::config::MediaConfig;
 use crate::mailbox::MailboxSender;
 
 pub use payload::{PayloadMap, TelephoneEventPacket};
-pub use ports::{MAX_PARKED, PAIR_REST, PREBOUND, PortPair, PortPool};
+pub use ports::{PAIR_REST, PREBOUND, PortPair, PortPool};
 pub use session::MediaSession;
 pub use stream::{RELATCH_SILENCE, RelayCounters};
 pub use tone::{G711, Ringback};

@@ -20,11 +20,6 @@ use crate::config::MediaConfig;
 /// [`super::RELATCH_SILENCE`].
 pub const PAIR_REST: Duration = Duration::from_secs(1);
 
-/// The maximum number of released pairs kept bound for reuse (two file descriptors each) unless
-/// [`PortPool::limit_parked`] sets another bound: enough for every pair released in
-/// [`PAIR_REST`] at 2,000 calls per second.
-pub const MAX_PARKED: usize = 4096;
-
 /// How many pairs [`PortPool::prebind`] binds ahead of the first calls.
 pub const PREBOUND: usize = 64;
 
@@ -42,9 +37,14 @@ const DRAIN_LIMIT: usize = 256;
 /// and closing it as many calls again. That was a fifth of the engine's CPU per call at
 /// a few thousand calls per second, and 60-70 µs on a transfer's path to the remote
 /// INVITE.
-/// So a released pair stays bound ("parked", up to [`MAX_PARKED`]) and is handed out
-/// again after resting [`PAIR_REST`], its queued datagrams discarded.
-/// [`PortPool::prebind`] parks a few pairs ahead of the first calls.
+/// So a released pair stays bound ("parked") and is handed out again after resting
+/// [`PAIR_REST`], its queued datagrams discarded. [`PortPool::prebind`] parks a few pairs
+/// ahead of the first calls.
+///
+/// Leased and parked pairs together stay within the bound set by
+/// [`PortPool::limit_bound`] (the open-files limit). A call may need a pair when none has
+/// finished its rest and the bound or the range is reached. It then gets the pair that
+/// has rested longest, because at that rate a closed port would be bound again as soon.
 ///
 /// Parked sockets stay registered with the runtime that bound them, so a pool serves
 /// one runtime.
@@ -66,8 +66,8 @@ struct PoolState {
     next: usize,
     /// Released pairs still bound, the longest resting first.
     parked: VecDeque<Parked>,
-    /// The maximum number of pairs in `parked`.
-    max_parked: usize,
+    /// The maximum number of pairs leased and parked together.
+    max_bound: usize,
     leased: usize,
 }
 
@@ -129,7 +129,7 @@ impl PortPool {
                 bound: vec![false; count],
                 next: 0,
                 parked: VecDeque::new(),
-                max_parked: MAX_PARKED,
+                max_bound: count,
                 leased: 0,
             }),
         }))
@@ -159,12 +159,12 @@ impl PortPool {
         self.state().leased
     }
 
-    /// Sets the maximum number of pairs kept bound for reuse, such as from the open-files
-    /// limit, and at most the whole range. Pairs already parked stay parked, and pairs
-    /// released while the bound is reached are closed.
-    pub fn limit_parked(&self, pairs: usize) {
+    /// Sets the maximum number of pairs bound at once, leased and parked together, such
+    /// as from the open-files limit. The default is the whole range. Parked pairs beyond
+    /// the bound are closed as they come up for reuse, and so are pairs released beyond it.
+    pub fn limit_bound(&self, pairs: usize) {
         let mut state = self.state();
-        state.max_parked = pairs.min(state.bound.len());
+        state.max_bound = pairs.min(state.bound.len());
     }
 
     /// Returns how many released or prebound pairs are kept bound for reuse.
@@ -184,7 +184,7 @@ impl PortPool {
             return Err(MediaError::NoRuntime);
         }
         let mut state = self.state();
-        let pairs = pairs.min(state.bound.len() / 4).min(state.max_parked);
+        let pairs = pairs.min(state.bound.len() / 4).min(state.max_bound);
         let now = Instant::now();
         for count in 0..pairs {
             let (index, sockets) = match self.bind_next(&mut state) {
@@ -201,8 +201,9 @@ impl PortPool {
         Ok(pairs)
     }
 
-    /// Hands out a parked pair that has rested, or else binds the next free pair. Must be
-    /// called inside a tokio runtime.
+    /// Hands out a parked pair that has rested, or else binds the next free pair, or else
+    /// (at the bound or with every port bound) the parked pair that has rested longest.
+    /// Must be called inside a tokio runtime.
     ///
     /// # Errors
     ///
@@ -217,29 +218,42 @@ impl PortPool {
         if let Some(pair) = self.unpark(Instant::now()) {
             return Ok(pair);
         }
-        let bound = self.bind_next(&mut self.state());
+        let bound = {
+            let mut state = self.state();
+            if state.leased + state.parked.len() < state.max_bound {
+                self.bind_next(&mut state)
+            } else {
+                Err(self.exhausted())
+            }
+        };
         match bound {
             Ok((index, sockets)) => Ok(self.lease(index, sockets)),
-            // Every port is bound: a pair cut short in its rest beats a failed call.
+            // No port or descriptor to spare: a pair cut short in its rest beats a
+            // failed call.
             Err(MediaError::PortsExhausted { .. }) => self
                 .unpark(Instant::now() + PAIR_REST)
                 .ok_or_else(|| self.exhausted()),
+            Err(error) if out_of_files(&error) => {
+                self.unpark(Instant::now() + PAIR_REST).ok_or(error)
+            }
             Err(error) => Err(error),
         }
     }
 
     /// Takes the longest-resting parked pair if it may be reused at `now`, with its queues
-    /// emptied. A pair still flooded after its rest is closed and the next one tried.
+    /// emptied. A pair still flooded after its rest, or beyond the bound, is closed and
+    /// the next one tried.
     fn unpark(self: &Arc<Self>, now: Instant) -> Option<PortPair> {
         loop {
-            let parked = {
+            let (parked, within_bound) = {
                 let mut state = self.state();
                 if state.parked.front()?.ready_at > now {
                     return None;
                 }
-                state.parked.pop_front()?
+                let within_bound = state.leased + state.parked.len() <= state.max_bound;
+                (state.parked.pop_front()?, within_bound)
             };
-            if drained(&parked.sockets.rtp) && drained(&parked.sockets.rtcp) {
+            if within_bound && drained(&parked.sockets.rtp) && drained(&parked.sockets.rtcp) {
                 return Some(self.lease(parked.index, parked.sockets));
             }
             drop(parked.sockets);
@@ -302,11 +316,11 @@ impl PortPool {
         u32::from(self.first_port) + 2 * index as u32
     }
 
-    /// Takes back a pair: parked for reuse while there is room, else closed.
+    /// Takes back a pair: parked for reuse within the bound, else closed.
     fn release(&self, index: usize, sockets: Sockets) {
         let mut state = self.state();
         state.leased = state.leased.saturating_sub(1);
-        if state.parked.len() < state.max_parked {
+        if state.leased + state.parked.len() < state.max_bound {
             state.parked.push_back(Parked {
                 index,
                 sockets,
@@ -370,6 +384,13 @@ fn drained(socket: &UdpSocket) -> bool {
         }
     }
     false
+}
+
+/// Returns whether binding failed because the process or the system ran out of
+/// descriptors.
+fn out_of_files(error: &MediaError) -> bool {
+    matches!(error, MediaError::Bind { source, .. }
+        if matches!(source.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)))
 }
 
 /// Binds a non-blocking UDP socket, or returns `None` if the address is in use.

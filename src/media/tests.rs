@@ -597,6 +597,43 @@ async fn full_pool_cuts_a_rest_short() {
     assert_eq!(pool.allocate().unwrap().rtp_addr().port(), port);
 }
 
+#[tokio::test(start_paused = true)]
+async fn pool_at_its_bound_reuses_a_resting_pair() {
+    let pool = pool(11560, 4);
+    pool.limit_bound(2);
+    let first = pool.allocate().unwrap();
+    let second = pool.allocate().unwrap();
+    let port = first.rtp_addr().port();
+    drop(first);
+    assert_eq!((pool.in_use(), pool.parked()), (1, 1));
+
+    // A free port is left in the range, but binding it would pass the bound.
+    let third = pool.allocate().unwrap();
+    assert_eq!(third.rtp_addr().port(), port);
+    assert_eq!((pool.in_use(), pool.parked()), (2, 0));
+    drop((second, third));
+    assert_eq!((pool.in_use(), pool.parked()), (0, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn pool_closes_pairs_beyond_a_lowered_bound() {
+    let pool = pool(11580, 4);
+    let pairs: Vec<_> = (0..3).map(|_| pool.allocate().unwrap()).collect();
+    pool.limit_bound(1);
+    drop(pairs);
+    // One pair leased and none parked would already fill the bound.
+    assert_eq!((pool.in_use(), pool.parked()), (0, 1));
+
+    tokio::time::advance(PAIR_REST).await;
+    let (first, second) = (pool.allocate().unwrap(), pool.allocate());
+    assert_eq!(pool.in_use(), 1);
+    assert!(
+        matches!(second, Err(MediaError::PortsExhausted { .. })),
+        "{second:?}"
+    );
+    drop(first);
+}
+
 #[tokio::test]
 async fn prebind_parks_pairs_ready_for_use() {
     let pool = pool(11540, 8);

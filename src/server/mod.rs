@@ -124,6 +124,10 @@ pub async fn run(config: Config, config_file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Descriptors kept for signalling, control and log files; the relay's pairs (two sockets
+/// each) may take the rest of the open-files limit.
+const RESERVED_FILES: u64 = 256;
+
 /// Binds the sockets and starts serving. Returns the shared context.
 pub async fn start(config: Config) -> anyhow::Result<Arc<Context>> {
     let trusted = TrustList::parse(&config.sip.trusted)?;
@@ -134,8 +138,7 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Context>> {
         .with_context(|| format!("invalid agent target {:?}", config.agent.target))?;
     let pool = PortPool::from_config(&config.media).context("failed to set up the relay ports")?;
     let open_files = raise_open_files_limit();
-    // Two sockets per pair, plus signalling, control and log files.
-    let needed = 2 * pool.capacity() as u64 + 256;
+    let needed = 2 * pool.capacity() as u64 + RESERVED_FILES;
     if open_files.is_some_and(|limit| limit < needed) {
         warn!(
             limit = open_files,
@@ -143,11 +146,9 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Context>> {
         );
     }
     reserve_descriptor_table(open_files.map_or(needed, |limit| limit.min(needed)));
-    // Parked pairs may take a quarter of the files beyond the first 1,024; the rest is
-    // left to the pairs of calls in progress.
     if let Some(limit) = open_files {
-        let files = usize::try_from(limit.saturating_sub(1024)).unwrap_or(usize::MAX);
-        pool.limit_parked(files / 8);
+        let files = usize::try_from(limit.saturating_sub(RESERVED_FILES)).unwrap_or(usize::MAX);
+        pool.limit_bound(files / 2);
     }
     // A bind failure here (address not local) surfaces again, with its call, when a call
     // needs ports; the engine still handles signalling meanwhile.
