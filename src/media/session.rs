@@ -1,5 +1,6 @@
 //! A call's media: its relay streams, their control, counters and the inactivity signal.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -115,7 +116,7 @@ impl MediaSession {
             Arc::clone(&self.activity),
             control_receiver,
         );
-        let (a, b) = (address_text(&local[0]), address_text(&local[1]));
+        let (a, b) = (Endpoint(local[0]), Endpoint(local[1]));
         let span = debug_span!("media", stream = index, a = %a, b = %b);
         let task = tokio::spawn(relay.run().instrument(span));
         debug!(stream = index, a = %a, b = %b, "media stream started");
@@ -319,8 +320,18 @@ impl MediaSession {
     }
 }
 
-fn address_text(address: &Option<SocketAddr>) -> String {
-    address.map_or_else(|| "-".to_owned(), |address| address.to_string())
+/// A stream's local address in logs, `-` before the stream has one. Written only when the
+/// log line is enabled.
+#[derive(Clone, Copy)]
+struct Endpoint(Option<SocketAddr>);
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(address) => address.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
 }
 
 impl Drop for MediaSession {

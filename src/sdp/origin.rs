@@ -2,6 +2,8 @@
 
 use std::net::IpAddr;
 
+use crate::sip::uri::IpText;
+
 /// The origin the engine presents to one leg, with the version rule of RFC 3264 §8. Each
 /// new body sent to the leg carries a version one higher than the previous body. An
 /// unchanged body keeps the version.
@@ -59,7 +61,11 @@ impl OriginState {
         let address_type = if self.address.is_ipv4() { "IP4" } else { "IP6" };
         format!(
             "o={} {} {} IN {} {}",
-            self.username, self.session_id, self.version, address_type, self.address
+            self.username,
+            self.session_id,
+            self.version,
+            address_type,
+            IpText(self.address)
         )
     }
 

@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::{OriginState, SdpError, SessionDescription};
+use crate::sip::uri::IpText;
 
 /// Attributes of ICE (RFC 8839) that are dropped, because the relay sends and receives plain RTP and
 /// does not run ICE.
@@ -124,7 +125,7 @@ impl SessionDescription {
 
 fn connection_field(ip: IpAddr) -> String {
     match ip {
-        IpAddr::V4(ip) => format!("IN IP4 {ip}"),
+        IpAddr::V4(_) => format!("IN IP4 {}", IpText(ip)),
         IpAddr::V6(ip) => format!("IN IP6 {ip}"),
     }
 }

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::sip::uri::{Host, Rport, Uri, Via};
+use crate::sip::uri::{Host, IpText, Rport, Uri, Via};
 use crate::sip::{Headers, Request};
 use crate::transport::{Protocol, Target};
 
@@ -148,7 +148,7 @@ pub fn contact_value(local: SocketAddr, protocol: Protocol) -> String {
 /// `host:port` with brackets around an IPv6 host (RFC 3261 §25.1).
 pub fn host_port(addr: SocketAddr) -> String {
     match addr.ip() {
-        IpAddr::V4(ip) => format!("{ip}:{}", addr.port()),
+        IpAddr::V4(_) => format!("{}:{}", IpText(addr.ip()), addr.port()),
         IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()),
     }
 }

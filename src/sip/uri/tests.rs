@@ -357,3 +357,20 @@ fn via_errors() {
         })
     ));
 }
+
+#[test]
+fn ip_text_matches_std_display() {
+    let addresses: [IpAddr; 6] = [
+        Ipv4Addr::new(0, 0, 0, 0).into(),
+        Ipv4Addr::new(255, 255, 255, 255).into(),
+        Ipv4Addr::new(10, 0, 100, 9).into(),
+        Ipv4Addr::new(127, 0, 0, 1).into(),
+        Ipv4Addr::new(192, 168, 19, 250).into(),
+        "2001:db8::1".parse().unwrap(),
+    ];
+    for address in addresses {
+        assert_eq!(IpText(address).to_string(), address.to_string());
+    }
+    let host = Host::Ipv4(Ipv4Addr::new(172, 16, 5, 40));
+    assert_eq!(host.to_string(), "172.16.5.40");
+}

@@ -94,7 +94,8 @@ impl Via {
 
     /// Sets `received` to the request's source address (RFC 3261 §18.2.1).
     pub fn set_received(&mut self, address: IpAddr) {
-        self.params.set("received", Some(address.to_string()));
+        self.params
+            .set("received", Some(super::IpText(address).to_string()));
     }
 
     /// Fills `rport` with the request's source port (RFC 3581 §4).
