@@ -13,9 +13,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hotline_b2bua::dialog::Dialog;
 use hotline_b2bua::mailbox::{Mailbox, mailbox};
 use hotline_b2bua::session::{CallEvent, LegId, ReceivedRequest, Route, SessionTable};
-use hotline_b2bua::sip::uri::Via;
 use hotline_b2bua::sip::{self, Branch, CallId, Headers, Message, Method, Request, Response};
-use hotline_b2bua::transport::Protocol;
+use hotline_b2bua::transport::{Protocol, Target};
 
 const INVITE: &[u8] = include_bytes!("../src/sip/corpus/invite_sdp.sip");
 const OK: &[u8] = include_bytes!("../src/sip/corpus/response_200_invite.sip");
@@ -112,18 +111,21 @@ fn table_with_calls() -> (SessionTable, Mailbox<CallEvent>, Dialog) {
 }
 
 /// Adds `received` to the top Via as the dispatcher does (RFC 3261 §18.2.1).
-fn stamp_via(request: &mut Request) {
-    let Some(first) = request.header("Via").map(str::to_owned) else {
+fn stamp_via(request: &mut Request, source: SocketAddr) {
+    let Some(value) = request.header("Via") else {
         return;
     };
-    let mut items: Vec<&str> = sip::uri::split_list(&first).collect();
-    let Some(Ok(mut via)) = items.first().map(|top| top.parse::<Via>()) else {
+    let Some(top) = sip::uri::split_list(value).next() else {
         return;
     };
-    via.set_received(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 20)));
-    let stamped = via.to_string();
-    items[0] = &stamped;
-    let value = items.join(", ");
+    let (Some(start), Ok(stamped)) = (value.find(top), sip::uri::stamp_via(top, source)) else {
+        return;
+    };
+    let value = format!(
+        "{}{stamped}{}",
+        &value[..start],
+        &value[start + top.len()..]
+    );
     request.replace_first("Via", value);
 }
 
@@ -142,12 +144,17 @@ fn per_message(c: &mut Criterion) {
                 return 0;
             };
             let Ok(via) = request.top_via() else { return 0 };
-            let branch = via.branch().map(Branch::new);
+            // The Via asks for rport, so responses go to the source.
+            let response_target = Target {
+                addr: source,
+                protocol: Protocol::Udp,
+            };
+            black_box(&via);
             let mandatory = request.from_header().is_ok()
                 && request.to_header().is_ok()
                 && request.cseq().is_ok()
                 && request.max_forwards().is_ok();
-            stamp_via(&mut request);
+            stamp_via(&mut request, source);
             let Ok(call_id) = request.call_id() else {
                 return 0;
             };
@@ -158,6 +165,7 @@ fn per_message(c: &mut Criterion) {
                 request,
                 source,
                 protocol: Protocol::Udp,
+                response_target,
             }));
             if route.sender.try_send(event).is_err() {
                 return 0;
@@ -168,6 +176,7 @@ fn per_message(c: &mut Criterion) {
                 return 0;
             };
             let request = received.request;
+            let branch = request.branch().ok();
             let ok = Response::to_request(&request, 200, "", None).encode();
             let mut bye = agent.request(Method::Bye, None);
             bye.prepend_header(

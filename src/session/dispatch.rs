@@ -118,6 +118,7 @@ impl Dispatcher {
             request,
             source: inbound.source,
             protocol: inbound.protocol,
+            response_target: target,
         }));
         if route.sender.try_send(event).is_err() {
             self.ctx.metrics.messages_dropped.inc();
@@ -138,14 +139,13 @@ impl Dispatcher {
                     );
                     return self.send(target, response.encode());
                 }
-                if call::spawn(
-                    Arc::clone(&self.ctx),
+                let received = ReceivedRequest {
                     request,
-                    inbound.source,
-                    inbound.protocol,
-                )
-                .is_none()
-                {
+                    source: inbound.source,
+                    protocol: inbound.protocol,
+                    response_target: target,
+                };
+                if call::spawn(Arc::clone(&self.ctx), received).is_none() {
                     debug!("concurrent invite with the same call-id");
                 }
             }
@@ -229,22 +229,23 @@ fn check_mandatory(request: &Request) -> Result<(), String> {
 /// Adds `received` and fills `rport` on the top Via (RFC 3261 §18.2.1, RFC 3581 §4), so that
 /// every response built from the request goes back where it came from.
 fn stamp_via(request: &mut Request, inbound: &Inbound) {
-    let Some(first) = request.header("Via").map(str::to_owned) else {
+    let Some(value) = request.header("Via") else {
         return;
     };
-    let mut items: Vec<&str> = sip::uri::split_list(&first).collect();
-    let Some(top) = items.first().copied() else {
+    let Some(top) = sip::uri::split_list(value).next() else {
         return;
     };
-    let Ok(mut via) = top.parse::<sip::uri::Via>() else {
+    // The first item starts at the value's first character that is not white space.
+    let Some(start) = value.find(top) else {
         return;
     };
-    via.set_received(inbound.source.ip());
-    if via.rport() != sip::uri::Rport::Absent {
-        via.set_rport(inbound.source.port());
-    }
-    let stamped = via.to_string();
-    items[0] = &stamped;
-    let value = items.join(", ");
+    let Ok(stamped) = sip::uri::stamp_via(top, inbound.source) else {
+        return;
+    };
+    let value = format!(
+        "{}{stamped}{}",
+        &value[..start],
+        &value[start + top.len()..]
+    );
     request.replace_first("Via", value);
 }

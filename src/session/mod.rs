@@ -75,6 +75,9 @@ pub struct ReceivedRequest {
     pub request: Request,
     pub source: SocketAddr,
     pub protocol: Protocol,
+    /// The destination of responses, from the top Via as received (RFC 3261 §18.2.2, RFC
+    /// 3581).
+    pub response_target: Target,
 }
 
 /// State shared by the dispatcher and every call task.

@@ -158,6 +158,17 @@ fn parse_headers(section: &[u8]) -> Result<rsip::Headers, ParseError> {
     Ok(headers.into())
 }
 
+/// Reads the `tag` parameter of a From or To value. The name-addr form is read without
+/// parsing its URI, because the tag is all the caller needs.
+fn header_tag(value: &str) -> Result<Option<Tag>, super::uri::UriError> {
+    match super::uri::bracketed_params(value)? {
+        Some(params) => Ok(super::uri::find_param(params, "tag")?
+            .flatten()
+            .map(Tag::new)),
+        None => Ok(value.parse::<NameAddr>()?.tag().map(Tag::new)),
+    }
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())
@@ -222,11 +233,13 @@ pub trait Headers {
 
     #[allow(clippy::wrong_self_convention)]
     fn from_tag(&self) -> Result<Option<Tag>, HeaderError> {
-        Ok(self.from_header()?.tag().map(Tag::new))
+        let value = self.header("From").ok_or(HeaderError::Missing("From"))?;
+        header_tag(value).map_err(|_| HeaderError::Invalid("From"))
     }
 
     fn to_tag(&self) -> Result<Option<Tag>, HeaderError> {
-        Ok(self.to_header()?.tag().map(Tag::new))
+        let value = self.header("To").ok_or(HeaderError::Missing("To"))?;
+        header_tag(value).map_err(|_| HeaderError::Invalid("To"))
     }
 
     /// Every Via entry, top first, with comma-separated values split.
@@ -251,11 +264,20 @@ pub trait Headers {
         first.parse().map_err(|_| HeaderError::Invalid("Via"))
     }
 
+    /// The top Via's `branch`, read without parsing the sent-by: the dispatcher has
+    /// parsed the whole top Via of every request, and a response is matched by its branch.
     fn branch(&self) -> Result<Branch, HeaderError> {
-        let via = self.top_via()?;
-        via.branch()
-            .map(Branch::new)
-            .ok_or(HeaderError::Invalid("Via"))
+        let invalid = HeaderError::Invalid("Via");
+        let value = self.header("Via").ok_or(HeaderError::Missing("Via"))?;
+        let top = super::uri::split_list(value)
+            .next()
+            .ok_or(invalid.clone())?;
+        // The sent-by never contains `;`, so the parameters start at the first one.
+        let params = top.find(';').map_or("", |start| &top[start..]);
+        match super::uri::find_param(params, "branch") {
+            Ok(Some(Some(branch))) => Ok(Branch::new(branch)),
+            _ => Err(invalid),
+        }
     }
 
     /// The first Contact, if any.

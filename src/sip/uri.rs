@@ -18,9 +18,10 @@ use std::str::FromStr;
 pub use list::{ListItems, split_list};
 pub use name_addr::NameAddr;
 pub use params::{Param, Params};
-pub use via::{Rport, Transport, Via};
+pub use via::{Rport, Transport, Via, stamp as stamp_via};
 
-pub(crate) use params::{parse_params, quote, quoted_len, unquote};
+pub(crate) use name_addr::bracketed_params;
+pub(crate) use params::{find_param, parse_params, quote, quoted_len, unquote};
 
 /// Failure to parse a URI, parameter list, name-addr or Via value. Each variant carries the
 /// offending text.

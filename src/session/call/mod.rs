@@ -171,13 +171,8 @@ pub(super) struct Call {
 
 /// Starts a call task for a new INVITE and registers it in the session table. Returns
 /// `None` when the Call-ID was taken by a concurrent INVITE.
-pub(super) fn spawn(
-    ctx: Arc<Context>,
-    invite: Request,
-    source: SocketAddr,
-    protocol: Protocol,
-) -> Option<CallSender> {
-    let a_call_id = invite.call_id().ok()?;
+pub(super) fn spawn(ctx: Arc<Context>, invite: ReceivedRequest) -> Option<CallSender> {
+    let a_call_id = invite.request.call_id().ok()?;
     let session = ctx.table.next_id();
     let (sender, receiver) = mailbox(CALL_QUEUE);
     let route = Route {
@@ -191,14 +186,10 @@ pub(super) fn spawn(
     ctx.metrics.calls_started.inc();
     ctx.call_started();
 
-    let span = info_span!("call", call.id = %a_call_id, session = %session, peer = %source);
+    let span = info_span!("call", call.id = %a_call_id, session = %session, peer = %invite.source);
     // The INVITE is boxed before the task captures it: a captured value keeps its room in
     // the task for the call's whole life.
-    let first = Box::new(ReceivedRequest {
-        request: invite,
-        source,
-        protocol,
-    });
+    let first = Box::new(invite);
     tokio::spawn(run(ctx, session, first, receiver).instrument(span));
     Some(sender)
 }
@@ -210,27 +201,15 @@ async fn run(
     mut receiver: Mailbox<CallEvent>,
 ) {
     // The box is moved into the block so that it is freed there, not when the call ends.
-    let ReceivedRequest {
-        request,
-        source,
-        protocol,
-    } = {
+    let received = {
         let first = first;
         *first
     };
-    let a_call_id = request.call_id().ok();
+    let a_call_id = received.request.call_id().ok();
     let (events, mut agent_events) = mailbox(AGENT_EVENT_QUEUE);
     // Every handler runs in a future boxed for its own duration: an idle call then holds
     // only its state, not room for the deepest handler's state machine.
-    let started = Box::pin(Call::start(
-        Arc::clone(&ctx),
-        session,
-        request,
-        source,
-        protocol,
-        events,
-    ))
-    .await;
+    let started = Box::pin(Call::start(Arc::clone(&ctx), session, received, events)).await;
     let Some(mut call) = started else {
         if let Some(call_id) = a_call_id {
             ctx.table.remove(&call_id, session);
@@ -276,14 +255,16 @@ impl Call {
     async fn start(
         ctx: Arc<Context>,
         session: SessionId,
-        invite: Request,
-        source: SocketAddr,
-        protocol: Protocol,
+        received: ReceivedRequest,
         agent_events: EventObserver,
     ) -> Option<Box<Call>> {
+        let ReceivedRequest {
+            request: invite,
+            source,
+            protocol,
+            response_target,
+        } = received;
         let a_invite_branch = invite.branch().ok()?;
-        let via = invite.top_via().ok()?;
-        let response_target = outbound::response_target(&via, source, protocol);
         let a_dialog = Dialog::from_request(&invite, Tag::generate()).ok()?;
         let a_target = match outbound::resolve(&a_dialog.remote_target).await {
             Some(target) if protocol == Protocol::Udp => target,
@@ -490,10 +471,10 @@ impl Call {
             CallEvent::Request(received) => {
                 let ReceivedRequest {
                     request,
-                    source,
-                    protocol,
+                    response_target,
+                    ..
                 } = *received;
-                self.on_request(request, source, protocol).await;
+                self.on_request(request, response_target).await;
             }
             CallEvent::Response(response) => self.on_response(*response).await,
             CallEvent::Terminate => {

@@ -1,8 +1,6 @@
 //! Requests arriving on either leg of a call: retransmissions, CANCEL, ACK, BYE and the
 //! in-dialog requests relayed to the other leg.
 
-use std::net::SocketAddr;
-
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -11,22 +9,16 @@ use crate::session::outbound;
 use crate::session::transactions::{Purpose, RelayLink};
 use crate::session::{Failure, LegId};
 use crate::sip::{Branch, Headers, Method, Request, Response};
-use crate::transport::{Protocol, Target};
+use crate::transport::Target;
 
 impl Call {
-    pub(super) async fn on_request(
-        &mut self,
-        request: Request,
-        source: SocketAddr,
-        protocol: Protocol,
-    ) {
+    pub(super) async fn on_request(&mut self, request: Request, target: Target) {
         let Some(leg) = request.call_id().ok().and_then(|id| self.leg_of(&id)) else {
             return;
         };
-        let (Ok(branch), Ok(via)) = (request.branch(), request.top_via()) else {
+        let Ok(branch) = request.branch() else {
             return;
         };
-        let target = outbound::response_target(&via, source, protocol);
         let now = Instant::now();
 
         match request.method {

@@ -481,3 +481,84 @@ fn truncated_inputs_do_not_panic() {
         }
     }
 }
+
+/// The accessors that read one parameter without a full parse give what the full parse
+/// gives, and stamping the top Via by text gives what parsing and setting would.
+#[test]
+fn quick_reads_match_full_parses() {
+    use crate::sip::{Headers, Message, Tag, parse};
+
+    let source: std::net::SocketAddr = "192.0.2.7:5062".parse().unwrap();
+    let mut checked = 0;
+    for (name, data) in corpus_files() {
+        let Ok(message) = parse(&data, true) else {
+            continue;
+        };
+        let headers: &dyn HeaderReads = match &message {
+            Message::Request(request) => request,
+            Message::Response(response) => response,
+        };
+        let full_tag = |value: Option<&str>| {
+            value
+                .and_then(|value| value.parse::<NameAddr>().ok())
+                .map(|addr| addr.tag().map(Tag::new))
+        };
+        assert_eq!(
+            headers.quick_from_tag(),
+            full_tag(headers.value("From")),
+            "{name}: From tag"
+        );
+        assert_eq!(
+            headers.quick_to_tag(),
+            full_tag(headers.value("To")),
+            "{name}: To tag"
+        );
+        let Some(top) = headers
+            .value("Via")
+            .and_then(|value| crate::sip::uri::split_list(value).next())
+        else {
+            continue;
+        };
+        let Ok(mut via) = top.parse::<Via>() else {
+            continue;
+        };
+        assert_eq!(
+            headers.quick_branch().as_deref(),
+            via.branch(),
+            "{name}: branch"
+        );
+        via.set_received(source.ip());
+        if via.rport() != Rport::Absent {
+            via.set_rport(source.port());
+        }
+        let stamped: Via = crate::sip::uri::stamp_via(top, source)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(stamped, via, "{name}: stamped Via");
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} corpus messages checked");
+
+    /// The reads under test, over requests and responses alike.
+    trait HeaderReads {
+        fn value(&self, name: &str) -> Option<&str>;
+        fn quick_from_tag(&self) -> Option<Option<Tag>>;
+        fn quick_to_tag(&self) -> Option<Option<Tag>>;
+        fn quick_branch(&self) -> Option<String>;
+    }
+    impl<T: Headers> HeaderReads for T {
+        fn value(&self, name: &str) -> Option<&str> {
+            self.header(name)
+        }
+        fn quick_from_tag(&self) -> Option<Option<Tag>> {
+            self.from_tag().ok()
+        }
+        fn quick_to_tag(&self) -> Option<Option<Tag>> {
+            self.to_tag().ok()
+        }
+        fn quick_branch(&self) -> Option<String> {
+            self.branch().ok().map(|branch| branch.as_str().to_owned())
+        }
+    }
+}

@@ -52,6 +52,30 @@ impl NameAddr {
     }
 }
 
+/// Returns the header parameters of a value in the name-addr form (the text after `>`)
+/// without parsing the URI. Returns `None` for the addr-spec form, because there only a
+/// full parse separates the URI's parameters from the header's.
+pub(crate) fn bracketed_params(input: &str) -> Result<Option<&str>, UriError> {
+    let input = input.trim();
+    let unterminated = || UriError::UnterminatedAngleBracket {
+        input: input.to_owned(),
+    };
+    let bracketed = if input.starts_with('"') {
+        let quoted = quoted_len(input).ok_or_else(|| UriError::UnterminatedQuote {
+            input: input.to_owned(),
+        })?;
+        input[quoted..].trim_start()
+    } else {
+        match input.find('<') {
+            Some(open) => &input[open..],
+            None => return Ok(None),
+        }
+    };
+    let inner = bracketed.strip_prefix('<').ok_or_else(unterminated)?;
+    let close = bracket_end(inner).ok_or_else(unterminated)?;
+    Ok(Some(&inner[close + 1..]))
+}
+
 /// Returns the offset of the `>` closing a URI, skipping quoted parameter values.
 fn bracket_end(inner: &str) -> Option<usize> {
     let mut index = 0;

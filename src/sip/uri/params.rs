@@ -168,6 +168,20 @@ pub(crate) fn parse_params<'a>(input: &'a str, stop: &[u8]) -> Result<(Params, &
 
 /// Parses one `name [= value]` and returns it with the rest starting after it.
 fn parse_param<'a>(input: &'a str, stop: &[u8]) -> Result<(Option<Param>, &'a str), UriError> {
+    let (param, rest) = split_param(input, stop)?;
+    let param = param.map(|(name, value)| Param::new(name, value.map(str::to_owned)));
+    Ok((param, rest))
+}
+
+/// A parameter's name and its value as received, quotes kept.
+pub(super) type RawParam<'a> = (&'a str, Option<&'a str>);
+
+/// Splits one `name [= value]` off the start of `input` and returns it with the rest
+/// starting after it.
+pub(super) fn split_param<'a>(
+    input: &'a str,
+    stop: &[u8],
+) -> Result<(Option<RawParam<'a>>, &'a str), UriError> {
     let ends_name = |b: u8| b == b';' || b == b'=' || b.is_ascii_whitespace() || stop.contains(&b);
     let name_len = input.bytes().position(ends_name).unwrap_or(input.len());
     let (name, rest) = input.split_at(name_len);
@@ -176,7 +190,7 @@ fn parse_param<'a>(input: &'a str, stop: &[u8]) -> Result<(Option<Param>, &'a st
     let Some(value_start) = rest.strip_prefix('=') else {
         return match name.is_empty() {
             true => Ok((None, rest)),
-            false => Ok((Some(Param::new(name, None)), rest)),
+            false => Ok((Some((name, None)), rest)),
         };
     };
     if name.is_empty() {
@@ -196,8 +210,34 @@ fn parse_param<'a>(input: &'a str, stop: &[u8]) -> Result<(Option<Param>, &'a st
             .unwrap_or(value_start.len()),
     };
     let (value, rest) = value_start.split_at(value_len);
-    let param = Param::new(name, Some(value.trim_end().to_owned()));
-    Ok((Some(param), rest))
+    Ok((Some((name, Some(value.trim_end()))), rest))
+}
+
+/// Looks up the first parameter named `name` (case-insensitive) in `;name=value;flag...`
+/// text without building the list: `Some(Some(value))` for a value, `Some(None)` for a flag,
+/// `None` when absent. The whole text is checked as [`Params`]'s `FromStr` does.
+pub(crate) fn find_param<'a>(
+    input: &'a str,
+    name: &str,
+) -> Result<Option<Option<&'a str>>, UriError> {
+    let mut found = None;
+    let mut rest = input.trim_start();
+    while let Some(after_semicolon) = rest.strip_prefix(';') {
+        let (param, after_param) = split_param(after_semicolon.trim_start(), b"")?;
+        if let Some((param_name, value)) = param
+            && found.is_none()
+            && param_name.eq_ignore_ascii_case(name)
+        {
+            found = Some(value);
+        }
+        rest = after_param.trim_start();
+    }
+    if !rest.is_empty() {
+        return Err(UriError::TrailingCharacters {
+            rest: rest.to_owned(),
+        });
+    }
+    Ok(found)
 }
 
 /// Returns the length of the quoted string at the start of `input`, both quotes included,

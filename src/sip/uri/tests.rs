@@ -1,4 +1,4 @@
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::*;
 
@@ -373,4 +373,57 @@ fn ip_text_matches_std_display() {
     }
     let host = Host::Ipv4(Ipv4Addr::new(172, 16, 5, 40));
     assert_eq!(host.to_string(), "172.16.5.40");
+}
+
+#[test]
+fn find_param_reads_one_parameter() {
+    let params = ";rport;branch=z9hG4bK1 ; Tag = \"a;b\";received=192.0.2.7";
+    assert_eq!(
+        find_param(params, "BRANCH").unwrap(),
+        Some(Some("z9hG4bK1"))
+    );
+    assert_eq!(find_param(params, "rport").unwrap(), Some(None));
+    assert_eq!(find_param(params, "tag").unwrap(), Some(Some("\"a;b\"")));
+    assert_eq!(find_param(params, "maddr").unwrap(), None);
+    assert_eq!(find_param("", "tag").unwrap(), None);
+    assert!(find_param("tag=1", "tag").is_err());
+    assert!(find_param(";=1", "tag").is_err());
+}
+
+#[test]
+fn bracketed_params_skip_display_name_and_uri() {
+    let cases = [
+        ("\"A <b>\" <sip:a@h;tag=uri>;tag=1", Some(";tag=1")),
+        ("Alice <sip:a@h>", Some("")),
+        ("<sip:a@h?x=\">\">;tag=2", Some(";tag=2")),
+        ("sip:a@h;tag=3", None),
+    ];
+    for (value, expected) in cases {
+        assert_eq!(bracketed_params(value).unwrap(), expected, "{value}");
+    }
+    assert!(bracketed_params("\"unterminated <sip:a@h>").is_err());
+    assert!(bracketed_params("<sip:a@h;tag=1").is_err());
+}
+
+#[test]
+fn stamp_via_sets_received_and_rport() {
+    let source: SocketAddr = "192.0.2.7:5062".parse().unwrap();
+    let cases = [
+        (
+            "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport",
+            "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport=5062;received=192.0.2.7",
+        ),
+        (
+            "SIP/2.0/UDP host ;received=10.9.9.9;branch=z9hG4bK2",
+            "SIP/2.0/UDP host;received=192.0.2.7;branch=z9hG4bK2",
+        ),
+        (
+            "SIP/2.0/TCP [2001:db8::1]",
+            "SIP/2.0/TCP [2001:db8::1];received=192.0.2.7",
+        ),
+    ];
+    for (top, expected) in cases {
+        assert_eq!(stamp_via(top, source).unwrap(), expected);
+    }
+    assert!(stamp_via("SIP/2.0/UDP h;branch=\"open", source).is_err());
 }

@@ -1,10 +1,11 @@
 //! The Via header value (RFC 3261 §20.42) with the `received` and `rport` parameters of
 //! §18.2.1 and RFC 3581.
 
-use std::fmt;
-use std::net::IpAddr;
+use std::fmt::{self, Write as _};
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
+use super::params::split_param;
 use super::{Host, Params, UriError, parse_host_port};
 
 /// Transport in a Via sent-protocol.
@@ -57,6 +58,54 @@ pub enum Rport {
     Empty,
     /// Filled in by the server with the request's source port.
     Value(u16),
+}
+
+/// Returns the Via value `top` with `received` set to `source`'s address (RFC 3261
+/// §18.2.1) and a present `rport` filled with its port (RFC 3581 §4). Everything else is
+/// kept as received, so the value is neither parsed into a [`Via`] nor written again.
+///
+/// # Errors
+///
+/// [`UriError`] when the parameters cannot be read.
+pub fn stamp(top: &str, source: SocketAddr) -> Result<String, UriError> {
+    // The sent-by never contains `;`, so the parameters start at the first one.
+    let params_start = top.find(';').unwrap_or(top.len());
+    let mut stamped = String::with_capacity(top.len() + 40);
+    stamped.push_str(top[..params_start].trim_end());
+    let received = super::IpText(source.ip());
+    let mut received_written = false;
+    let mut rest = top[params_start..].trim_start();
+    while let Some(after_semicolon) = rest.strip_prefix(';') {
+        let (param, after_param) = split_param(after_semicolon.trim_start(), b"")?;
+        rest = after_param.trim_start();
+        let Some((name, value)) = param else {
+            continue;
+        };
+        if name.eq_ignore_ascii_case("received") {
+            if !received_written {
+                let _ = write!(stamped, ";{name}={received}");
+                received_written = true;
+            }
+        } else if name.eq_ignore_ascii_case("rport") {
+            let _ = write!(stamped, ";{name}={}", source.port());
+        } else {
+            stamped.push(';');
+            stamped.push_str(name);
+            if let Some(value) = value {
+                stamped.push('=');
+                stamped.push_str(value);
+            }
+        }
+    }
+    if !rest.is_empty() {
+        return Err(UriError::TrailingCharacters {
+            rest: rest.to_owned(),
+        });
+    }
+    if !received_written {
+        let _ = write!(stamped, ";received={received}");
+    }
+    Ok(stamped)
 }
 
 /// One Via header value: `SIP/2.0/<transport> host[:port];params`.
