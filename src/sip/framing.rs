@@ -282,7 +282,7 @@ struct HeaderEnd {
 /// ends. The search starts at `line_start`, which must be the start of a line after the
 /// start line or 0.
 fn find_header_end(bytes: &[u8], mut line_start: usize) -> Option<HeaderEnd> {
-    while let Some(offset) = bytes.get(line_start..)?.iter().position(|&b| b == b'\n') {
+    while let Some(offset) = memchr::memchr(b'\n', bytes.get(line_start..)?) {
         let newline = line_start + offset;
         let line = &bytes[line_start..newline];
         if line_start > 0 && (line.is_empty() || line == b"\r") {
@@ -305,7 +305,15 @@ fn last_line_start(bytes: &[u8], line_start: usize) -> usize {
 /// case). Returns `Ok(None)` when there is none.
 fn content_length(headers: &[u8]) -> Result<Option<usize>, FrameError> {
     let mut found: Option<usize> = None;
-    for line in headers.split(|&b| b == b'\n').skip(1) {
+    let mut line_start = 0;
+    for newline in memchr::memchr_iter(b'\n', headers) {
+        let line = &headers[line_start..newline];
+        let first_line = line_start == 0;
+        line_start = newline + 1;
+        // Only a line starting with `C` or `l` (any case) can be Content-Length.
+        if first_line || !matches!(line.first(), Some(b'C' | b'c' | b'L' | b'l')) {
+            continue;
+        }
         let Some(value) = content_length_value(line) else {
             continue;
         };

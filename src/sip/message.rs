@@ -142,9 +142,14 @@ fn parse_headers(section: &[u8]) -> Result<rsip::Headers, ParseError> {
     let text = std::str::from_utf8(section).map_err(|_| ParseError::Headers)?;
     // One slot per line: a call keeps its caller's INVITE, and room for spare headers
     // would stay allocated with it.
-    let lines = section.iter().filter(|&&byte| byte == b'\n').count() + 1;
+    let lines = memchr::memchr_iter(b'\n', section).count() + 1;
     let mut headers = Vec::with_capacity(lines);
-    for line in text.split("\r\n") {
+    let mut line_start = 0;
+    // Normalised lines end in CRLF, so a line is split at each LF and loses its CR.
+    for newline in memchr::memchr_iter(b'\n', section).chain([section.len()]) {
+        let line = &text[line_start..newline];
+        line_start = (newline + 1).min(section.len());
+        let line = line.strip_suffix('\r').unwrap_or(line);
         if line.is_empty() {
             continue;
         }
@@ -170,9 +175,7 @@ fn header_tag(value: &str) -> Result<Option<Tag>, super::uri::UriError> {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// Read and write access to headers, shared by requests and responses.

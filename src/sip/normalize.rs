@@ -89,8 +89,25 @@ pub fn compact_header_name(letter: u8) -> Option<&'static str> {
 
 /// Returns whether `byte` may appear in a header name (RFC 3261 §25.1 `token`).
 pub(crate) fn is_token_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&byte)
+    TOKEN_BYTES[usize::from(byte)]
 }
+
+/// The bytes [`is_token_byte`] accepts, one entry per byte value. Every header name byte
+/// of every message is checked, and a table lookup is one load.
+const TOKEN_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        byte += 1;
+    }
+    table
+};
 
 fn is_wsp(byte: u8) -> bool {
     byte == b' ' || byte == b'\t'
@@ -115,7 +132,7 @@ impl<'a> Iterator for Lines<'a> {
 
     fn next(&mut self) -> Option<Line<'a>> {
         let rest = self.raw.get(self.position..)?;
-        let newline = rest.iter().position(|&b| b == b'\n')?;
+        let newline = memchr::memchr(b'\n', rest)?;
         let start = self.position;
         self.position += newline + 1;
 
