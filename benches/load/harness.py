@@ -57,10 +57,10 @@ CPS_WARMUP = (200, 2)
 KAMAILIO_MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
 
 FULL = {
-    "cps_rates": [500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 14000, 16000],
+    "cps_rates": [500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000, 12000, 14000, 16000],
     "cps_seconds": 10,
     "transfer_calls_up": [10, 100, 1000],
-    "transfers": 100,
+    "transfers": 200,
     "transfer_rate": 5,
     "media_calls": [250, 500, 1000, 1500],
     "media_seconds": 10,

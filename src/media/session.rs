@@ -13,7 +13,8 @@ use tracing::{Instrument, debug, debug_span};
 
 use super::stream::{Activity, Control, Relay, SideCounters};
 use super::{
-    EventObserver, MediaError, PayloadMap, PortPool, RelayCounters, RemoteEndpoint, Ringback, Side,
+    EventObserver, MediaError, PayloadMap, PortPair, PortPool, RelayCounters, RemoteEndpoint,
+    Ringback, Side,
 };
 use crate::mailbox::{MailboxSender, mailbox};
 
@@ -46,6 +47,9 @@ struct StreamHandle {
     counters: Arc<[SideCounters; 3]>,
     control: MailboxSender<Control>,
     task: JoinHandle<()>,
+    /// Side C's sockets between [`MediaSession::reserve_side_c`] and
+    /// [`MediaSession::hand_over_side_c`].
+    reserved_c: Option<PortPair>,
 }
 
 impl MediaSession {
@@ -126,6 +130,7 @@ impl MediaSession {
             counters,
             control,
             task,
+            reserved_c: None,
         });
         Ok(index)
     }
@@ -152,6 +157,19 @@ impl MediaSession {
     ///
     /// Any error of [`PortPool::allocate`]; ports already allocated for C are freed.
     pub fn add_side_c(&mut self) -> Result<(), MediaError> {
+        self.reserve_side_c()?;
+        self.hand_over_side_c();
+        Ok(())
+    }
+
+    /// Allocates side C's sockets, so that its addresses can go into an offer, without
+    /// handing them to the relay tasks yet. The relay runs on other threads, and waking
+    /// them while the transfer's INVITE is built delayed the INVITE.
+    ///
+    /// # Errors
+    ///
+    /// As [`PortPool::allocate`].
+    pub fn reserve_side_c(&mut self) -> Result<(), MediaError> {
         if self.side_c {
             return Ok(());
         }
@@ -161,13 +179,23 @@ impl MediaSession {
         }
         for (stream, pair) in self.streams.iter_mut().zip(pairs) {
             stream.local[Side::C.index()] = Some(pair.rtp_addr());
-            change(
-                &stream.control,
-                Control::Side(Side::C, Some(Box::new(pair))),
-            );
+            stream.reserved_c = Some(pair);
         }
         self.side_c = true;
         Ok(())
+    }
+
+    /// Hands the sockets reserved for side C to the relay tasks, which start relaying
+    /// them.
+    pub fn hand_over_side_c(&mut self) {
+        for stream in &mut self.streams {
+            if let Some(pair) = stream.reserved_c.take() {
+                change(
+                    &stream.control,
+                    Control::Side(Side::C, Some(Box::new(pair))),
+                );
+            }
+        }
     }
 
     /// Frees side C's sockets and stops routing anything to or from it.
@@ -177,6 +205,7 @@ impl MediaSession {
         }
         for stream in &mut self.streams {
             stream.local[Side::C.index()] = None;
+            stream.reserved_c = None;
             change(&stream.control, Control::Side(Side::C, None));
             change(&stream.control, Control::Route(Side::C, None));
         }

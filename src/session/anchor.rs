@@ -273,8 +273,17 @@ impl Anchor {
         self.agent_event_clock
     }
 
-    /// Allocates the relay side toward a transfer target.
+    /// Allocates the relay side toward a transfer target and starts relaying it.
     pub fn open_side_c(&mut self) -> Result<(), AnchorError> {
+        self.reserve_side_c()?;
+        self.start_side_c();
+        Ok(())
+    }
+
+    /// Allocates the relay side toward a transfer target, for its addresses in the offer,
+    /// without waking the relay: [`Anchor::start_side_c`] hands it over once the INVITE
+    /// is out.
+    pub fn reserve_side_c(&mut self) -> Result<(), AnchorError> {
         // An answered call's relay already has a stream per media line of the caller's
         // SDP, so the SDP is parsed only when there is no relay yet.
         if self.relay.is_none() {
@@ -282,9 +291,16 @@ impl Anchor {
             self.relay(streams)?;
         }
         if let Some(relay) = &mut self.relay {
-            relay.add_side_c()?;
+            relay.reserve_side_c()?;
         }
         Ok(())
+    }
+
+    /// Starts relaying the side reserved by [`Anchor::reserve_side_c`].
+    pub fn start_side_c(&mut self) {
+        if let Some(relay) = &mut self.relay {
+            relay.hand_over_side_c();
+        }
     }
 
     /// Frees the relay side toward a transfer target.

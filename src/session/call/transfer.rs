@@ -121,7 +121,7 @@ impl Call {
             .as_mut()
             .ok_or(StartError::Media("no media".into()))?;
         anchor
-            .open_side_c()
+            .reserve_side_c()
             .map_err(|error| StartError::Media(error.to_string()))?;
 
         let id = self.ctx.next_transfer_id();
@@ -142,6 +142,9 @@ impl Call {
         }));
 
         self.try_next_gateway().await;
+        if let Some(anchor) = &mut self.anchor {
+            anchor.start_side_c();
+        }
         // Blind transfer: the caller stops hearing the agent and hears ringback instead.
         // Done once the INVITE is out, unless the transfer already failed and gave the
         // caller back to the agent.
