@@ -46,8 +46,9 @@ pub struct Config {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RuntimeConfig {
-    /// Worker threads for the media relay and the control API; 0 means one per CPU the
-    /// process may use. SIP signalling runs on a thread of its own.
+    /// Worker threads for signalling and the relay; 0 means one per CPU the process may
+    /// use. One worker spends less CPU per call (no hand-offs between threads) but is
+    /// limited to one core.
     pub workers: usize,
 }
 

@@ -42,7 +42,7 @@ The configuration file is TOML; every key is optional. The main keys, with defau
              overrides it)
   [dialplan] paths = [\"../dialplans\"] (dialplan files or directories, relative to the
              configuration file's directory; see docs/dialplan.md)
-  [runtime]  workers = 0 (relay and control API threads, 0 = one per CPU)
+  [runtime]  workers = 0 (worker threads, 0 = one per CPU)
 Logs go to standard error. Exit codes: 0 success, 2 invalid configuration or dialplan,
 3 transfer refused (route), 1 other failure.";
 
@@ -281,9 +281,7 @@ fn run(path: &Path) -> ExitCode {
     );
 
     disable_transparent_huge_pages();
-    // The relay and the control API run here; signalling gets a thread of its own.
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.thread_name("worker");
     if config.runtime.workers > 0 {
         builder.worker_threads(config.runtime.workers);
     }

@@ -1,6 +1,5 @@
 //! Process-wide settings of the running engine, read from `/proc`: transparent huge pages
-//! off, the descriptor table grown for the relay range before the first call, and SIP
-//! signalling on a thread of its own.
+//! off, and the descriptor table grown for the relay range before the first call.
 
 mod common;
 
@@ -34,24 +33,5 @@ fn engine_process_settings() {
         .and_then(|value| value.parse().ok())
         .unwrap_or(0);
     assert!(table >= 288, "descriptor table of {table} entries");
-
-    let threads = thread_names(pid);
-    let signalling = threads.iter().filter(|name| *name == "signalling").count();
-    assert_eq!(signalling, 1, "threads: {threads:?}");
-    assert!(
-        threads.iter().any(|name| name == "worker"),
-        "no relay workers among {threads:?}"
-    );
     harness.stop();
-}
-
-/// Returns the names of the process's threads (`/proc/<pid>/task/*/comm`).
-fn thread_names(pid: u32) -> Vec<String> {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .filter_map(|task| fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .map(|name| name.trim().to_owned())
-        .collect()
 }

@@ -5,12 +5,10 @@ use std::collections::VecDeque;
 use std::io;
 use std::mem::ManuallyDrop;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::runtime::{EnterGuard, Handle};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::MediaError;
@@ -49,7 +47,7 @@ const DRAIN_LIMIT: usize = 256;
 /// has rested longest, because at that rate a closed port would be bound again as soon.
 ///
 /// Parked sockets stay registered with the runtime that bound them, so a pool serves
-/// one runtime: the one set by [`PortPool::use_runtime`], else the caller's.
+/// one runtime.
 #[derive(Debug)]
 pub struct PortPool {
     address: IpAddr,
@@ -58,9 +56,6 @@ pub struct PortPool {
     /// The even RTP port of pair 0.
     first_port: u16,
     pairs: Mutex<PoolState>,
-    /// The runtime that polls the relay's sockets and runs its tasks, when it is not the
-    /// caller's (signalling runs on a thread of its own).
-    runtime: OnceLock<Handle>,
 }
 
 #[derive(Debug)]
@@ -137,7 +132,6 @@ impl PortPool {
                 max_bound: count,
                 leased: 0,
             }),
-            runtime: OnceLock::new(),
         }))
     }
 
@@ -165,34 +159,6 @@ impl PortPool {
         self.state().leased
     }
 
-    /// Registers the relay's sockets with `runtime` and runs its tasks there, whichever
-    /// runtime allocates the pairs. Only the first call takes effect.
-    pub fn use_runtime(&self, runtime: Handle) {
-        let _ = self.runtime.set(runtime);
-    }
-
-    /// Spawns a relay task on the pool's runtime.
-    pub(super) fn spawn<F>(&self, task: F) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        match self.runtime.get() {
-            Some(runtime) => runtime.spawn(task),
-            None => tokio::spawn(task),
-        }
-    }
-
-    /// Enters the pool's runtime, so that sockets bound meanwhile register with it.
-    /// Fails outside any runtime when the pool has none of its own.
-    fn enter_runtime(&self) -> Result<Option<EnterGuard<'_>>, MediaError> {
-        match self.runtime.get() {
-            Some(runtime) => Ok(Some(runtime.enter())),
-            None if Handle::try_current().is_ok() => Ok(None),
-            None => Err(MediaError::NoRuntime),
-        }
-    }
-
     /// Sets the maximum number of pairs bound at once, leased and parked together, such
     /// as from the open-files limit. The default is the whole range. Parked pairs beyond
     /// the bound are closed as they come up for reuse, and so are pairs released beyond it.
@@ -208,13 +174,15 @@ impl PortPool {
 
     /// Binds up to `pairs` pairs (at most a quarter of the range) and parks them ready for
     /// use, so that the first calls and transfers do not wait for binding. Returns how
-    /// many were bound. Must be called inside a tokio runtime unless the pool has its own.
+    /// many were bound. Must be called inside a tokio runtime.
     ///
     /// # Errors
     ///
     /// As [`PortPool::allocate`], except that running out of free ports is not an error.
     pub fn prebind(self: &Arc<Self>, pairs: usize) -> Result<usize, MediaError> {
-        let _entered = self.enter_runtime()?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(MediaError::NoRuntime);
+        }
         let mut state = self.state();
         let pairs = pairs.min(state.bound.len() / 4).min(state.max_bound);
         let now = Instant::now();
@@ -235,7 +203,7 @@ impl PortPool {
 
     /// Hands out a parked pair that has rested, or else binds the next free pair, or else
     /// (at the bound or with every port bound) the parked pair that has rested longest.
-    /// Must be called inside a tokio runtime unless the pool has its own.
+    /// Must be called inside a tokio runtime.
     ///
     /// # Errors
     ///
@@ -244,7 +212,9 @@ impl PortPool {
     /// use (such as an address that is not local), [`MediaError::NoRuntime`] outside a
     /// runtime.
     pub fn allocate(self: &Arc<Self>) -> Result<PortPair, MediaError> {
-        let _entered = self.enter_runtime()?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(MediaError::NoRuntime);
+        }
         if let Some(pair) = self.unpark(Instant::now()) {
             return Ok(pair);
         }

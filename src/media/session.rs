@@ -122,7 +122,7 @@ impl MediaSession {
         );
         let (a, b) = (Endpoint(local[0]), Endpoint(local[1]));
         let span = debug_span!("media", stream = index, a = %a, b = %b);
-        let task = self.pool.spawn(relay.run().instrument(span));
+        let task = tokio::spawn(relay.run().instrument(span));
         debug!(stream = index, a = %a, b = %b, "media stream started");
 
         self.streams.push(StreamHandle {

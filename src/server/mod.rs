@@ -23,7 +23,7 @@ use crate::cdr::RecordWriter;
 use crate::config::Config;
 use crate::media::{PREBOUND, PortPool};
 use crate::routing::Origin;
-use crate::session::{CallEvent, Context, Dispatcher, SignallingThread, TrustList};
+use crate::session::{CallEvent, Context, Dispatcher, TrustList};
 use crate::sip::uri::Uri;
 use crate::transport::Transport;
 use crate::trunk::{Prober, TrunkRegistry};
@@ -120,7 +120,6 @@ pub async fn run(config: Config, config_file: &Path) -> anyhow::Result<()> {
     if let Err(error) = records.flush().await {
         tracing::warn!(%error, "failed to flush the transfer records");
     }
-    ctx.stop_signalling();
     info!(counters = %ctx.metrics.summary(), "stopped");
     Ok(())
 }
@@ -138,8 +137,6 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Context>> {
         .parse()
         .with_context(|| format!("invalid agent target {:?}", config.agent.target))?;
     let pool = PortPool::from_config(&config.media).context("failed to set up the relay ports")?;
-    pool.use_runtime(tokio::runtime::Handle::current());
-    let signalling = SignallingThread::start().context("failed to start the signalling thread")?;
     let open_files = raise_open_files_limit();
     let needed = 2 * pool.capacity() as u64 + RESERVED_FILES;
     if open_files.is_some_and(|limit| limit < needed) {
@@ -176,15 +173,8 @@ pub async fn start(config: Config) -> anyhow::Result<Arc<Context>> {
     );
     ctx.attach_probes(Arc::clone(&prober));
     let dispatcher = Dispatcher::new(Arc::clone(&ctx));
-    // Bound on the signalling runtime: its sockets register there, and the receive loops
-    // and the call tasks they start run there.
-    let transport = signalling
-        .runtime()
-        .spawn(Transport::bind(listen, udp_max, recv_buffer, dispatcher))
-        .await
-        .context("the signalling thread stopped")??;
+    let transport = Transport::bind(listen, udp_max, recv_buffer, dispatcher).await?;
     ctx.attach_transport(Arc::clone(&transport));
-    ctx.attach_signalling(signalling);
     prober.start(transport);
     info!(
         agent = %ctx.agent,

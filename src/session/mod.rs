@@ -12,7 +12,6 @@ mod dispatch;
 mod failure;
 mod outbound;
 pub mod routing;
-mod signalling;
 mod status;
 mod table;
 mod transactions;
@@ -20,7 +19,7 @@ mod trust;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use bytes::Bytes;
 use dashmap::DashMap;
@@ -30,7 +29,6 @@ pub use call::StartError;
 pub use dispatch::Dispatcher;
 pub use failure::Failure;
 pub use routing::{NoRoutes, Router};
-pub use signalling::SignallingThread;
 pub use status::{
     CallPhase, CallSummary, LegSummary, TransferOrder, TransferState, TransferStatus, TriggerKind,
 };
@@ -105,8 +103,6 @@ pub struct Context {
     /// A summary of every active call, for the control API.
     pub calls: DashMap<SessionId, CallSummary>,
     records: OnceLock<Arc<dyn TransferRecorder>>,
-    /// The thread that runs signalling, kept until the engine stops.
-    signalling: Mutex<Option<SignallingThread>>,
 }
 
 /// Receives one record per finished transfer.
@@ -140,26 +136,7 @@ impl Context {
             transfers: DashMap::new(),
             calls: DashMap::new(),
             records: OnceLock::new(),
-            signalling: Mutex::new(None),
         })
-    }
-
-    /// Keeps the signalling thread until [`Context::stop_signalling`].
-    pub fn attach_signalling(&self, thread: SignallingThread) {
-        *self
-            .signalling
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(thread);
-    }
-
-    /// Stops the signalling thread: its receive loops and any call tasks left are dropped.
-    pub fn stop_signalling(&self) {
-        let thread = self
-            .signalling
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        drop(thread);
     }
 
     /// Attaches the bound transport. Called once, before any message can arrive that needs
