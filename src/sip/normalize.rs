@@ -261,6 +261,16 @@ mod tests {
     use super::*;
     use rsip::prelude::*;
 
+    #[test]
+    fn token_bytes_match_rfc_3261() {
+        // RFC 3261 §25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" /
+        // "`" / "'" / "~").
+        for byte in 0..=u8::MAX {
+            let expected = byte.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&byte);
+            assert_eq!(is_token_byte(byte), expected, "byte {byte:#04x}");
+        }
+    }
+
     const COMPACT_INVITE: &[u8] = b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
 v: SIP/2.0/UDP pc33.atlanta.example.com:5060;branch=z9hG4bK776asdhds;rport\r\n\
 f: \"Alice\" <sip:alice@atlanta.example.com>;tag=1928301774\r\n\
