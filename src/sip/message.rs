@@ -267,8 +267,8 @@ pub trait Headers {
         first.parse().map_err(|_| HeaderError::Invalid("Via"))
     }
 
-    /// The top Via's `branch`, read without parsing the sent-by: the dispatcher has
-    /// parsed the whole top Via of every request, and a response is matched by its branch.
+    /// Returns the top Via's `branch` without parsing the sent-by. The dispatcher parses
+    /// the whole top Via of every request, and a response needs only its branch.
     fn branch(&self) -> Result<Branch, HeaderError> {
         let invalid = HeaderError::Invalid("Via");
         let value = self.header("Via").ok_or(HeaderError::Missing("Via"))?;
