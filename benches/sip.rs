@@ -13,7 +13,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hotline_b2bua::dialog::Dialog;
 use hotline_b2bua::mailbox::{Mailbox, mailbox};
 use hotline_b2bua::session::{CallEvent, LegId, ReceivedRequest, Route, SessionTable};
-use hotline_b2bua::sip::{self, Branch, CallId, Headers, Message, Method, Request, Response};
+use hotline_b2bua::sip::{self, Branch, CallId, Headers, Message, Method, Response};
 use hotline_b2bua::transport::{Protocol, Target};
 
 const INVITE: &[u8] = include_bytes!("../src/sip/corpus/invite_sdp.sip");
@@ -110,25 +110,6 @@ fn table_with_calls() -> (SessionTable, Mailbox<CallEvent>, Dialog) {
     (table, receiver, agent)
 }
 
-/// Adds `received` to the top Via as the dispatcher does (RFC 3261 §18.2.1).
-fn stamp_via(request: &mut Request, source: SocketAddr) {
-    let Some(value) = request.header("Via") else {
-        return;
-    };
-    let Some(top) = sip::uri::split_list(value).next() else {
-        return;
-    };
-    let (Some(start), Ok(stamped)) = (value.find(top), sip::uri::stamp_via(top, source)) else {
-        return;
-    };
-    let value = format!(
-        "{}{stamped}{}",
-        &value[..start],
-        &value[start + top.len()..]
-    );
-    request.replace_first("Via", value);
-}
-
 /// One BYE from the caller through the engine: parse, top Via and branch, mandatory
 /// headers, Call-ID lookup among `CALLS_UP` calls, hand-off to the call task, then the
 /// call task's work: the 200 to the caller and the BYE built for the agent's leg, both
@@ -144,7 +125,7 @@ fn per_message(c: &mut Criterion) {
                 return 0;
             };
             let Ok(via) = request.top_via() else { return 0 };
-            // The Via asks for rport, so responses go to the source.
+            // The Via carries rport, so responses go to the source.
             let response_target = Target {
                 addr: source,
                 protocol: Protocol::Udp,
@@ -154,7 +135,7 @@ fn per_message(c: &mut Criterion) {
                 && request.to_header().is_ok()
                 && request.cseq().is_ok()
                 && request.max_forwards().is_ok();
-            stamp_via(&mut request, source);
+            request.stamp_top_via(source);
             let Ok(call_id) = request.call_id() else {
                 return 0;
             };

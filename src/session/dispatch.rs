@@ -69,7 +69,7 @@ impl Dispatcher {
             warn!(peer = %inbound.source, %reason, "malformed request");
             return self.reply(&request, 400, &reason, target);
         }
-        stamp_via(&mut request, inbound);
+        request.stamp_top_via(inbound.source);
 
         let is_ack = request.method == Method::Ack;
         if !self.ctx.trusted.contains(inbound.source.ip()) {
@@ -224,28 +224,4 @@ fn check_mandatory(request: &Request) -> Result<(), String> {
     }
     request.max_forwards().map_err(|error| error.to_string())?;
     Ok(())
-}
-
-/// Adds `received` and fills `rport` on the top Via (RFC 3261 §18.2.1, RFC 3581 §4), so that
-/// every response built from the request goes back where it came from.
-fn stamp_via(request: &mut Request, inbound: &Inbound) {
-    let Some(value) = request.header("Via") else {
-        return;
-    };
-    let Some(top) = sip::uri::split_list(value).next() else {
-        return;
-    };
-    // The first item starts at the value's first character that is not white space.
-    let Some(start) = value.find(top) else {
-        return;
-    };
-    let Ok(stamped) = sip::uri::stamp_via(top, inbound.source) else {
-        return;
-    };
-    let value = format!(
-        "{}{stamped}{}",
-        &value[..start],
-        &value[start + top.len()..]
-    );
-    request.replace_first("Via", value);
 }

@@ -3,6 +3,7 @@
 //! own code, and an encoder that writes headers back as they arrived.
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::str::FromStr;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -275,9 +276,7 @@ pub trait Headers {
         let top = super::uri::split_list(value)
             .next()
             .ok_or(invalid.clone())?;
-        // The sent-by never contains `;`, so the parameters start at the first one.
-        let params = top.find(';').map_or("", |start| &top[start..]);
-        match super::uri::find_param(params, "branch") {
+        match super::uri::find_param(super::uri::via_params(top), "branch") {
             Ok(Some(Some(branch))) => Ok(Branch::new(branch)),
             _ => Err(invalid),
         }
@@ -417,6 +416,32 @@ impl_headers!(Request);
 impl_headers!(Response);
 
 impl Request {
+    /// Sets `received` and fills a present `rport` on the top Via with `source` (RFC 3261
+    /// §18.2.1, RFC 3581 §4), so that every response built from the request goes back
+    /// where it came from. The other Via values and parameters are kept as received. A
+    /// top Via whose parameters cannot be read is left as it is.
+    pub fn stamp_top_via(&mut self, source: SocketAddr) {
+        let Some(value) = self.header("Via") else {
+            return;
+        };
+        let Some(top) = super::uri::split_list(value).next() else {
+            return;
+        };
+        // The first item starts at the value's first character that is not white space.
+        let Some(start) = value.find(top) else {
+            return;
+        };
+        let Ok(stamped) = super::uri::stamp_via(top, source) else {
+            return;
+        };
+        let value = format!(
+            "{}{stamped}{}",
+            &value[..start],
+            &value[start + top.len()..]
+        );
+        self.replace_first("Via", value);
+    }
+
     /// A request with no headers and no body.
     pub fn new(method: Method, uri: Uri) -> Self {
         Request {

@@ -18,7 +18,7 @@ use std::str::FromStr;
 pub use list::{ListItems, split_list};
 pub use name_addr::NameAddr;
 pub use params::{Param, Params};
-pub use via::{Rport, Transport, Via, stamp as stamp_via};
+pub use via::{Rport, Transport, Via, params_text as via_params, stamp as stamp_via};
 
 pub(crate) use name_addr::bracketed_params;
 pub(crate) use params::{find_param, parse_params, quote, quoted_len, unquote};

@@ -562,3 +562,26 @@ fn quick_reads_match_full_parses() {
         }
     }
 }
+
+#[test]
+fn stamp_top_via_keeps_other_values() {
+    use crate::sip::{Headers, Message, parse};
+
+    let data = b"BYE sip:a@192.0.2.4 SIP/2.0\r\n\
+Via:  SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport , SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK0\r\n\
+Via: SIP/2.0/UDP 10.0.0.3;branch=z9hG4bKx\r\n\
+Call-ID: c1\r\nCSeq: 2 BYE\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\n\
+Content-Length: 0\r\n\r\n";
+    let Ok(Message::Request(mut request)) = parse(data, true) else {
+        panic!("the BYE does not parse");
+    };
+    request.stamp_top_via("192.0.2.7:5062".parse().unwrap());
+
+    let vias: Vec<&str> = request.headers_named("Via").collect();
+    assert_eq!(
+        vias[0],
+        "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport=5062;received=192.0.2.7 , \
+         SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK0"
+    );
+    assert_eq!(vias[1], "SIP/2.0/UDP 10.0.0.3;branch=z9hG4bKx");
+}

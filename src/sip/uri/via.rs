@@ -68,13 +68,12 @@ pub enum Rport {
 ///
 /// [`UriError`] when the parameters cannot be read.
 pub fn stamp(top: &str, source: SocketAddr) -> Result<String, UriError> {
-    // The sent-by never contains `;`, so the parameters start at the first one.
-    let params_start = top.find(';').unwrap_or(top.len());
+    let params = params_text(top);
     let mut stamped = String::with_capacity(top.len() + 40);
-    stamped.push_str(top[..params_start].trim_end());
+    stamped.push_str(top[..top.len() - params.len()].trim_end());
     let received = super::IpText(source.ip());
     let mut received_written = false;
-    let mut rest = top[params_start..].trim_start();
+    let mut rest = params.trim_start();
     while let Some(after_semicolon) = rest.strip_prefix(';') {
         let (param, after_param) = split_param(after_semicolon.trim_start(), b"")?;
         rest = after_param.trim_start();
@@ -106,6 +105,12 @@ pub fn stamp(top: &str, source: SocketAddr) -> Result<String, UriError> {
         let _ = write!(stamped, ";received={received}");
     }
     Ok(stamped)
+}
+
+/// Returns the parameter text of one Via value, from its first `;` (empty when it has
+/// none). The sent-by never contains `;`, so no parse is needed to find it.
+pub fn params_text(via: &str) -> &str {
+    via.find(';').map_or("", |start| &via[start..])
 }
 
 /// One Via header value: `SIP/2.0/<transport> host[:port];params`.
