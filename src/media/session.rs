@@ -163,8 +163,8 @@ impl MediaSession {
     }
 
     /// Allocates side C's sockets, so that its addresses can go into an offer, without
-    /// handing them to the relay tasks yet. The relay runs on other threads, and waking
-    /// them while the transfer's INVITE is built delayed the INVITE.
+    /// handing them to the relay tasks yet. The hand-over wakes the relay tasks, so it
+    /// waits until the transfer's INVITE is sent.
     ///
     /// # Errors
     ///

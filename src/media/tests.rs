@@ -598,7 +598,7 @@ async fn full_pool_cuts_a_rest_short() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn pool_at_its_bound_reuses_a_resting_pair() {
+async fn bound_pool_reuses_resting_pair() {
     let pool = pool(11560, 4);
     pool.limit_bound(2);
     let first = pool.allocate().unwrap();
@@ -616,7 +616,7 @@ async fn pool_at_its_bound_reuses_a_resting_pair() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn pool_closes_pairs_beyond_a_lowered_bound() {
+async fn lowered_bound_closes_released_pairs() {
     let pool = pool(11580, 4);
     let pairs: Vec<_> = (0..3).map(|_| pool.allocate().unwrap()).collect();
     pool.limit_bound(1);
