@@ -118,7 +118,7 @@ fn transfer_invite(routed: &Routed) -> usize {
     );
     let mut invite = leg.request(Method::Invite, None);
     for (name, value) in &routed.headers {
-        invite.push_header(name, value.as_str());
+        invite.push_header(name.clone(), value.as_str());
     }
     invite.push_header("Allow", ALLOW);
     invite.push_header("User-Agent", "hotline-b2bua/0.1.0");

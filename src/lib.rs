@@ -21,8 +21,8 @@
 //! - [`dialplan`]: the transfer destinations, trunks, keys and matter catalogue, loaded
 //!   from `dialplans/*.toml` and explained before a call is placed; pure, no I/O after
 //!   loading.
-//! - [`sip`]: the only module that touches `rsip`: parsing with normalisation and framing,
-//!   URI and header parsers, typed ids, message building.
+//! - [`sip`]: parsing with normalisation and framing, URI and header parsers, typed ids,
+//!   message building.
 //! - [`dtmf`]: detects the keys an agent presses (RFC 4733 events and SIP INFO) and
 //!   collects them into transfer feature codes such as `*1`.
 //! - [`sdp`]: reads offers and answers and rewrites them to point at the relay.

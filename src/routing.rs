@@ -5,6 +5,7 @@
 //! One [`PlanRouter`] wraps one plan. A reload builds a new one; calls that started with
 //! the old plan keep it until they end.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -100,7 +101,7 @@ impl PlanRouter {
         gateway: &Gateway,
         request: &RouteRequest,
         request_uri: &Uri,
-    ) -> (String, Vec<(String, String)>) {
+    ) -> (String, Vec<(Cow<'static, str>, String)>) {
         let caller = trunk.numbers.caller_number(&request.caller);
         let domain = trunk
             .domain
@@ -119,13 +120,13 @@ impl PlanRouter {
         let mut headers = Vec::new();
         let from = match trunk.identity {
             IdentityPolicy::Pai => {
-                headers.push(("P-Asserted-Identity".to_owned(), caller_uri.clone()));
+                headers.push((Cow::Borrowed("P-Asserted-Identity"), caller_uri.clone()));
                 format!("{display}{caller_uri}")
             }
             IdentityPolicy::From => format!("{display}{caller_uri}"),
             IdentityPolicy::Anonymous => {
-                headers.push(("P-Asserted-Identity".to_owned(), caller_uri));
-                headers.push(("Privacy".to_owned(), "id".to_owned()));
+                headers.push((Cow::Borrowed("P-Asserted-Identity"), caller_uri));
+                headers.push((Cow::Borrowed("Privacy"), "id".to_owned()));
                 "\"Anonymous\" <sip:anonymous@anonymous.invalid>".to_owned()
             }
         };
@@ -133,21 +134,21 @@ impl PlanRouter {
         let context = &trunk.context;
         if context.history_info {
             headers.push((
-                "History-Info".to_owned(),
+                Cow::Borrowed("History-Info"),
                 history_info(request, &origin_uri, request_uri),
             ));
         }
         if context.diversion {
             // RFC 5806: the transferring hotline diverted the call.
             headers.push((
-                "Diversion".to_owned(),
+                Cow::Borrowed("Diversion"),
                 format!("<{origin_uri}>;reason=deflection"),
             ));
         }
         if context.user_to_user {
             let payload = context_payload(request, &origin);
             let uui = UserToUser::from_bytes(payload.as_bytes(), Some("hotline-transfer"), None);
-            headers.push(("User-to-User".to_owned(), uui.to_string()));
+            headers.push((Cow::Borrowed("User-to-User"), uui.to_string()));
         }
         for (name, field) in &context.headers {
             let value = match field {
@@ -158,7 +159,7 @@ impl PlanRouter {
                 ContextField::Caller => Some(caller.clone()),
             };
             if let Some(value) = value.filter(|value| !value.is_empty()) {
-                headers.push((name.clone(), value));
+                headers.push((Cow::Owned(name.clone()), value));
             }
         }
         (from, headers)

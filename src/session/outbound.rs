@@ -114,17 +114,13 @@ pub async fn next_hop_target(dialog: &crate::dialog::Dialog, current: Target) ->
 
 /// Copies every header of `from` that is not leg-local into `to`, as it arrived.
 pub fn copy_end_to_end_headers(from: &impl Headers, to: &mut impl Headers) {
-    let copied: Vec<(String, String)> = from
-        .header_pairs()
-        .filter(|(name, _)| {
-            !LEG_LOCAL_HEADERS
-                .iter()
-                .any(|local| local.eq_ignore_ascii_case(name))
-        })
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .collect();
+    let copied = from.header_pairs().filter(|(name, _)| {
+        !LEG_LOCAL_HEADERS
+            .iter()
+            .any(|local| local.eq_ignore_ascii_case(name))
+    });
     for (name, value) in copied {
-        to.push_header(&name, value);
+        to.push_header(name.to_owned(), value);
     }
 }
 

@@ -3,6 +3,7 @@
 //! each call keeps the router it started with, so a reload never changes a call in flight.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use crate::sip::uri::Uri;
@@ -44,7 +45,7 @@ pub struct Routed {
     pub from: String,
     /// Identity and context headers: P-Asserted-Identity, Privacy, History-Info,
     /// Diversion, User-to-User, with the names the trunk wants.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(Cow<'static, str>, String)>,
     /// How long the remote may ring before the transfer fails.
     pub ring_timeout: Duration,
     /// Digest credentials for a trunk that challenges the INVITE.

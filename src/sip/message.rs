@@ -1,19 +1,20 @@
-//! The message model: requests and responses whose headers live in `rsip::Headers`, with
-//! start lines, framing, URIs and the headers the engine relies on parsed by this module's
-//! own code, and an encoder that writes headers back as they arrived.
+//! The message model: requests and responses whose headers are kept as received
+//! ([`HeaderFields`]). Start lines, framing, URIs and the headers the engine relies on are
+//! parsed by this module's own code, and the encoder writes headers back as they arrived.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use rsip::Header;
 
+use super::fields::HeaderFields;
 use super::framing::{self, FrameError};
 use super::headers::CSeq;
 use super::ids::{Branch, CallId, Tag};
 use super::method::Method;
-use super::normalize::{self, NormalizeError, is_token_byte};
+use super::normalize::{self, NormalizeError};
 use super::uri::{NameAddr, Uri, Via};
 
 /// The reason a message could not be read. The display text is short enough for a reason phrase.
@@ -51,7 +52,7 @@ pub enum HeaderError {
 pub struct Request {
     pub method: Method,
     pub uri: Uri,
-    headers: rsip::Headers,
+    headers: HeaderFields,
     body: Bytes,
 }
 
@@ -60,7 +61,7 @@ pub struct Request {
 pub struct Response {
     pub status: u16,
     pub reason: String,
-    headers: rsip::Headers,
+    headers: HeaderFields,
     body: Bytes,
 }
 
@@ -133,35 +134,15 @@ fn parse_normalized(data: &[u8]) -> Result<Message, ParseError> {
     }))
 }
 
-/// Splits the normalised header section into rsip headers, one `name: value` line each.
+/// Splits the normalised header section into fields, one `name: value` line each.
 ///
 /// rsip's own tokeniser spent about half of every parse (callgrind, see
 /// docs/performance.md) re-reading what normalisation already guarantees: unfolded lines
-/// and full header names. Each line is therefore split at its first colon here and kept
-/// as rsip's generic header, whose value is stored exactly as it arrived.
-fn parse_headers(section: &[u8]) -> Result<rsip::Headers, ParseError> {
+/// and full header names. Each line is therefore split at its first colon, and the
+/// value is kept exactly as it arrived.
+fn parse_headers(section: &[u8]) -> Result<HeaderFields, ParseError> {
     let text = std::str::from_utf8(section).map_err(|_| ParseError::Headers)?;
-    // One slot per line: a call keeps its caller's INVITE, and room for spare headers
-    // would stay allocated with it.
-    let lines = memchr::memchr_iter(b'\n', section).count() + 1;
-    let mut headers = Vec::with_capacity(lines);
-    let mut line_start = 0;
-    // Normalised lines end in CRLF, so a line is split at each LF and loses its CR.
-    for newline in memchr::memchr_iter(b'\n', section).chain([section.len()]) {
-        let line = &text[line_start..newline];
-        line_start = (newline + 1).min(section.len());
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.is_empty() {
-            continue;
-        }
-        let (name, value) = line.split_once(':').ok_or(ParseError::Headers)?;
-        let name = name.trim_end();
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
-            return Err(ParseError::Headers);
-        }
-        headers.push(Header::Other(name.to_owned(), value.trim().to_owned()));
-    }
-    Ok(headers.into())
+    HeaderFields::parse(text).map_err(|_| ParseError::Headers)
 }
 
 /// Reads the `tag` parameter of a From or To value. The name-addr form is read without
@@ -181,30 +162,32 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Read and write access to headers, shared by requests and responses.
 pub trait Headers {
-    fn header_list(&self) -> &rsip::Headers;
-    fn header_list_mut(&mut self) -> &mut rsip::Headers;
+    #[doc(hidden)]
+    fn header_list(&self) -> &HeaderFields;
+    #[doc(hidden)]
+    fn header_list_mut(&mut self) -> &mut HeaderFields;
     fn body(&self) -> &Bytes;
     fn body_mut(&mut self) -> &mut Bytes;
 
     /// The first value of the header `name` (full name, case-insensitive).
     fn header(&self, name: &str) -> Option<&str> {
-        self.header_list().iter().find_map(|header| {
-            let (header_name, value) = name_value(header);
+        self.header_list().iter().find_map(|(header_name, value)| {
             header_name.eq_ignore_ascii_case(name).then_some(value)
         })
     }
 
     /// Every value of the header `name`, in message order.
     fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.header_list().iter().filter_map(move |header| {
-            let (header_name, value) = name_value(header);
-            header_name.eq_ignore_ascii_case(name).then_some(value)
-        })
+        self.header_list()
+            .iter()
+            .filter_map(move |(header_name, value)| {
+                header_name.eq_ignore_ascii_case(name).then_some(value)
+            })
     }
 
     /// Every header as a name and value pair, in message order.
     fn header_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.header_list().iter().map(name_value)
+        self.header_list().iter()
     }
 
     fn call_id(&self) -> Result<CallId, HeaderError> {
@@ -332,55 +315,36 @@ pub trait Headers {
             })
     }
 
-    /// Appends a header after the existing ones.
-    fn push_header(&mut self, name: &str, value: impl Into<String>) {
-        self.header_list_mut()
-            .push(Header::Other(name.to_owned(), value.into()));
+    /// Appends a header after the existing ones. A `&'static str` name is stored
+    /// without a copy.
+    fn push_header(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) {
+        self.header_list_mut().push(name.into(), value.into());
     }
 
     /// Inserts a header before all others (used for Via).
-    fn prepend_header(&mut self, name: &str, value: impl Into<String>) {
-        let list = std::mem::take(self.header_list_mut());
-        let mut headers: Vec<Header> = list.into();
-        headers.insert(0, Header::Other(name.to_owned(), value.into()));
-        *self.header_list_mut() = headers.into();
+    fn prepend_header(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) {
+        self.header_list_mut().insert(0, name.into(), value.into());
     }
 
     /// Removes every header named `name`.
     fn remove_header(&mut self, name: &str) {
-        self.header_list_mut()
-            .retain(|header| !name_value(header).0.eq_ignore_ascii_case(name));
+        self.header_list_mut().remove(name);
     }
 
     /// Replaces every header named `name` with one value, keeping the position of the
     /// first one.
-    fn set_header(&mut self, name: &str, value: impl Into<String>) {
-        let list = std::mem::take(self.header_list_mut());
-        let mut headers: Vec<Header> = list.into();
-        let position = headers
-            .iter()
-            .position(|header| name_value(header).0.eq_ignore_ascii_case(name));
-        headers.retain(|header| !name_value(header).0.eq_ignore_ascii_case(name));
-        let new = Header::Other(name.to_owned(), value.into());
-        match position {
-            Some(index) => headers.insert(index.min(headers.len()), new),
-            None => headers.push(new),
-        }
-        *self.header_list_mut() = headers.into();
+    fn set_header(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) {
+        self.header_list_mut().set(name.into(), value.into());
     }
 
     /// Replaces the value of the first header named `name`, keeping every other one.
-    fn replace_first(&mut self, name: &str, value: impl Into<String>) {
-        let list = std::mem::take(self.header_list_mut());
-        let mut headers: Vec<Header> = list.into();
-        match headers
-            .iter()
-            .position(|header| name_value(header).0.eq_ignore_ascii_case(name))
-        {
-            Some(index) => headers[index] = Header::Other(name.to_owned(), value.into()),
-            None => headers.push(Header::Other(name.to_owned(), value.into())),
+    fn replace_first(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) {
+        let name = name.into();
+        let list = self.header_list_mut();
+        match list.position(&name) {
+            Some(index) => list.replace(index, value.into()),
+            None => list.push(name, value.into()),
         }
-        *self.header_list_mut() = headers.into();
     }
 
     /// Sets the body and its Content-Type; an empty body removes Content-Type.
@@ -396,10 +360,10 @@ pub trait Headers {
 macro_rules! impl_headers {
     ($type:ty) => {
         impl Headers for $type {
-            fn header_list(&self) -> &rsip::Headers {
+            fn header_list(&self) -> &HeaderFields {
                 &self.headers
             }
-            fn header_list_mut(&mut self) -> &mut rsip::Headers {
+            fn header_list_mut(&mut self) -> &mut HeaderFields {
                 &mut self.headers
             }
             fn body(&self) -> &Bytes {
@@ -447,7 +411,7 @@ impl Request {
         Request {
             method,
             uri,
-            headers: rsip::Headers::default(),
+            headers: HeaderFields::default(),
             body: Bytes::new(),
         }
     }
@@ -471,7 +435,7 @@ impl Response {
         Response {
             status,
             reason,
-            headers: rsip::Headers::default(),
+            headers: HeaderFields::default(),
             body: Bytes::new(),
         }
     }
@@ -529,23 +493,18 @@ fn has_tag_param(value: &str) -> bool {
     NameAddr::from_str(value).is_ok_and(|addr| addr.tag().is_some())
 }
 
-fn canonical(name: &str) -> &str {
-    match name.to_ascii_lowercase().as_str() {
-        "via" => "Via",
-        "from" => "From",
-        "call-id" => "Call-ID",
-        "cseq" => "CSeq",
-        "to" => "To",
-        _ => name,
-    }
+fn canonical(name: &str) -> Cow<'static, str> {
+    ["Via", "From", "Call-ID", "CSeq", "To"]
+        .into_iter()
+        .find(|known| known.eq_ignore_ascii_case(name))
+        .map_or_else(|| Cow::Owned(name.to_owned()), Cow::Borrowed)
 }
 
-fn encode_message(start: &str, headers: &rsip::Headers, body: &[u8]) -> Bytes {
+fn encode_message(start: &str, headers: &HeaderFields, body: &[u8]) -> Bytes {
     // Content-Length is written last, from the body, in place of any the headers carry.
     let written = || {
         headers
             .iter()
-            .map(name_value)
             .filter(|(name, _)| !name.eq_ignore_ascii_case("Content-Length"))
     };
     // The exact length is summed first: the bytes of a sent message often live on in a
@@ -574,66 +533,3 @@ fn encode_message(start: &str, headers: &rsip::Headers, body: &[u8]) -> Bytes {
 
 /// The start of the Content-Length line that [`encode_message`] writes last.
 const CONTENT_LENGTH_LINE: &[u8] = b"Content-Length: ";
-
-/// The name and the raw value of an rsip header.
-fn name_value(header: &Header) -> (&str, &str) {
-    use rsip::headers::UntypedHeader;
-
-    macro_rules! pairs {
-        ($($variant:ident => $name:literal),* $(,)?) => {
-            match header {
-                Header::Other(name, value) => (name.as_str(), value.as_str()),
-                $(Header::$variant(inner) => ($name, inner.value()),)*
-            }
-        };
-    }
-
-    pairs! {
-        Accept => "Accept",
-        AcceptEncoding => "Accept-Encoding",
-        AcceptLanguage => "Accept-Language",
-        AlertInfo => "Alert-Info",
-        Allow => "Allow",
-        AuthenticationInfo => "Authentication-Info",
-        Authorization => "Authorization",
-        CSeq => "CSeq",
-        CallId => "Call-ID",
-        CallInfo => "Call-Info",
-        Contact => "Contact",
-        ContentDisposition => "Content-Disposition",
-        ContentEncoding => "Content-Encoding",
-        ContentLanguage => "Content-Language",
-        ContentLength => "Content-Length",
-        ContentType => "Content-Type",
-        Date => "Date",
-        ErrorInfo => "Error-Info",
-        Event => "Event",
-        Expires => "Expires",
-        From => "From",
-        InReplyTo => "In-Reply-To",
-        MaxForwards => "Max-Forwards",
-        MimeVersion => "MIME-Version",
-        MinExpires => "Min-Expires",
-        Organization => "Organization",
-        Priority => "Priority",
-        ProxyAuthenticate => "Proxy-Authenticate",
-        ProxyAuthorization => "Proxy-Authorization",
-        ProxyRequire => "Proxy-Require",
-        RecordRoute => "Record-Route",
-        ReplyTo => "Reply-To",
-        Require => "Require",
-        RetryAfter => "Retry-After",
-        Route => "Route",
-        Server => "Server",
-        Subject => "Subject",
-        SubscriptionState => "Subscription-State",
-        Supported => "Supported",
-        Timestamp => "Timestamp",
-        To => "To",
-        Unsupported => "Unsupported",
-        UserAgent => "User-Agent",
-        Via => "Via",
-        Warning => "Warning",
-        WwwAuthenticate => "WWW-Authenticate",
-    }
-}

@@ -1,6 +1,6 @@
-//! Normalisation of one framed SIP message into the header form rsip 0.4 can read.
+//! Normalisation of one framed SIP message into the strict header form the parser reads.
 //!
-//! rsip accepts only long header names, CRLF line ends, one line per header and a colon
+//! The header split (like rsip 0.4) accepts only long header names, CRLF line ends, one line per header and a colon
 //! right after the name. Real traffic uses all of RFC 3261 §7.3: compact names (§7.3.3),
 //! folded lines (§7.3.1), whitespace before the colon, and some stacks end lines with a
 //! bare LF. [`normalize`] rewrites the header section into the strict form and copies
@@ -25,7 +25,7 @@ pub enum NormalizeError {
     ContinuationWithoutHeader { offset: usize },
 }
 
-/// Rewrites the header section of one framed message into the form rsip reads (RFC 3261
+/// Rewrites the header section of one framed message into the strict form (RFC 3261
 /// §7.3):
 ///
 /// - folded lines (CRLF followed by SP or HT) are joined, and the line break together with

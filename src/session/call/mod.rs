@@ -16,6 +16,7 @@
 //! sleeps until the earliest transaction timer, ring timeout or 2xx retransmission, and
 //! handles events in arrival order.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -398,7 +399,7 @@ impl Call {
         &mut self,
         offer: Option<Bytes>,
         b_call_id: CallId,
-        extra_headers: Vec<(String, String)>,
+        extra_headers: Vec<(Cow<'static, str>, String)>,
     ) {
         let route = Route {
             session: self.session,
@@ -417,7 +418,7 @@ impl Call {
         );
         outbound::copy_end_to_end_headers(&self.a_invite, &mut invite);
         for (name, value) in extra_headers {
-            invite.set_header(&name, value);
+            invite.set_header(name, value);
         }
         invite.push_header("Allow", ALLOW);
         invite.push_header("User-Agent", self.ctx.config.sip.user_agent.as_str());

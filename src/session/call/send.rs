@@ -331,11 +331,13 @@ impl Call {
         // INVITE, CSeq number with method CANCEL.
         let mut cancel = Request::new(Method::Cancel, invite.uri.clone());
         for (name, value) in invite.header_pairs() {
-            let keep = ["Via", "Route", "From", "To", "Call-ID"]
-                .iter()
-                .any(|wanted| wanted.eq_ignore_ascii_case(name));
-            if keep && !(name.eq_ignore_ascii_case("Via") && cancel.header("Via").is_some()) {
-                cancel.push_header(name, value);
+            let kept = ["Via", "Route", "From", "To", "Call-ID"]
+                .into_iter()
+                .find(|wanted| wanted.eq_ignore_ascii_case(name));
+            if let Some(kept) = kept
+                && !(kept == "Via" && cancel.header("Via").is_some())
+            {
+                cancel.push_header(kept, value);
             }
         }
         cancel.push_header("Max-Forwards", "70");

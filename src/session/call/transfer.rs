@@ -257,7 +257,7 @@ impl Call {
         };
         let mut invite = self.leg_mut(LegId::C).dialog.request(Method::Invite, None);
         for (name, value) in headers {
-            invite.push_header(&name, value);
+            invite.push_header(name, value);
         }
         invite.push_header("Allow", ALLOW);
         invite.push_header("User-Agent", self.ctx.config.sip.user_agent.as_str());
@@ -397,7 +397,7 @@ impl Call {
             .iter()
             .any(|local| local.eq_ignore_ascii_case(name));
             if !skip {
-                invite.push_header(name, value);
+                invite.push_header(name.to_owned(), value);
             }
         }
         invite.push_header(answer_header, value);
