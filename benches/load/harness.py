@@ -18,6 +18,7 @@ import resource
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,7 @@ ENGINE_CONTROL = 7345
 AGENT = 7070
 CALLER = 7062
 CALLER_2 = 7064
+AGENT_MEDIA = 17100  # the transfer runs' agent SIPp sends RTP from here
 HOTLINE_PORT_SHIFT = 2000  # the dialplans' 127.0.0.1:5081 becomes 127.0.0.1:7081
 KAMAILIO = 7160
 KAMAILIO_UAS = 7170
@@ -398,6 +400,87 @@ def measure_cps(processes, work, engine, plan):
 # --- b. transfer setup latency --------------------------------------------------------
 
 
+def start_capture(processes, work, tag):
+    """Starts dumpcap on `lo` for the engine's SIP port and the agent's RTP; None when
+    dumpcap is missing or may not capture here."""
+    if not shutil.which("dumpcap"):
+        return None
+    path = work / f"{tag}.pcap"
+    command = [
+        "dumpcap", "-q", "-P", "-i", "lo", "-s", "256",
+        "-f", f"udp and (port {ENGINE_SIP} or src portrange {AGENT_MEDIA}-{AGENT_MEDIA + 9})",
+        "-a", "duration:600", "-w", str(path),
+    ]
+    process = processes.start(f"{tag}-dumpcap", command)
+    log = work / f"{tag}-dumpcap.log"
+    started = wait_for(lambda: process.poll() is not None or "Capturing on" in log.read_text(errors="replace"), 10)
+    if not started or process.poll() is not None:
+        processes.stop(process)
+        return None
+    return process, path
+
+
+def capture_packets(path):
+    """Reads a classic pcap file of Ethernet or Linux cooked frames: (seconds, source
+    port, destination port, UDP payload) for every IPv4 UDP packet."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return []
+    if len(data) < 24:
+        return []
+    magic = struct.unpack("<I", data[:4])[0]
+    order = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    scale = 1e-9 if magic in (0xA1B23C4D, 0x4D3CB2A1) else 1e-6
+    link = struct.unpack(order + "I", data[20:24])[0]
+    link_header = {1: 14, 113: 16}.get(link)
+    if link_header is None:
+        return []
+    packets = []
+    offset = 24
+    while offset + 16 <= len(data):
+        seconds, fraction, captured, _ = struct.unpack(order + "IIII", data[offset:offset + 16])
+        frame = data[offset + 16:offset + 16 + captured]
+        offset += 16 + captured
+        ip = frame[link_header:]
+        if len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != 17:
+            continue
+        udp = ip[(ip[0] & 15) * 4:]
+        if len(udp) < 8:
+            continue
+        source, destination = struct.unpack(">HH", udp[:4])
+        packets.append((seconds + fraction * scale, source, destination, udp[8:]))
+    return packets
+
+
+def capture_latencies(packets, trigger):
+    """Microseconds from each transfer's trigger packet reaching the engine to the INVITE
+    leaving it for the remote hotline. The trigger is the last agent INFO, or the last
+    telephone-event packet of the key `1`, before the INVITE: the engine acts on the first
+    packet of a press, and the next one comes 20 ms later."""
+    hotline = 5081 + HOTLINE_PORT_SHIFT
+    latencies = []
+    last_trigger = None
+    for time_s, source, destination, payload in packets:
+        if trigger == "info":
+            is_trigger = destination == ENGINE_SIP and payload.startswith(b"INFO ")
+        else:
+            is_trigger = (
+                AGENT_MEDIA <= source < AGENT_MEDIA + 10
+                and len(payload) == 16
+                and payload[0] >> 6 == 2
+                and payload[1] & 0x7F == 101
+                and payload[12] == 1
+            )
+        if is_trigger:
+            last_trigger = time_s
+        elif source == ENGINE_SIP and destination == hotline and payload.startswith(b"INVITE "):
+            if last_trigger is not None:
+                latencies.append((time_s - last_trigger) * 1e6)
+                last_trigger = None
+    return latencies
+
+
 def measure_transfer(processes, work, engine, plan, triggers):
     results = []
     pcap = work / "pcap"
@@ -419,7 +502,7 @@ def measure_transfer(processes, work, engine, plan, triggers):
             )
             agent = processes.start(
                 f"{tag}-agent",
-                sipp(scenario, AGENT, 17100, ["-trace_err"]),
+                sipp(scenario, AGENT, AGENT_MEDIA, ["-trace_err"]),
             )
             time.sleep(0.3)
             background = processes.start(
@@ -439,6 +522,7 @@ def measure_transfer(processes, work, engine, plan, triggers):
                 lambda: len(logged_ports(work / f"{tag}-background-relay.log")) >= calls_up,
                 setup_seconds + 20,
             )
+            capture = start_capture(processes, work, tag)
             code = processes.run(
                 f"{tag}-caller",
                 sipp(
@@ -453,8 +537,11 @@ def measure_transfer(processes, work, engine, plan, triggers):
                 timeout=transfer_seconds + 30,
             )
             time.sleep(1)
+            if capture:
+                processes.stop(capture[0])
             for process in (background, agent, hotline, engine_process):
                 processes.stop(process)
+            wire = capture_latencies(capture_packets(capture[1]), trigger) if capture else []
             records = []
             path = work / "records" / "transfers.jsonl"
             if path.exists():
@@ -475,6 +562,7 @@ def measure_transfer(processes, work, engine, plan, triggers):
                 "causes": sorted({str(record.get("cause")) for record in records if record.get("result") != "bridged"}),
                 "invite_us": percentiles(invite),
                 "bridge_us": percentiles(bridge),
+                "capture_invite_us": percentiles(wire),
             }
             print(f"  transfer {trigger} with {calls_up} up: {result}", flush=True)
             results.append(result)
@@ -818,12 +906,20 @@ def markdown(result):
             lines.append(f"| {name} | {fmt(subject.get('best'))} | {steps or subject.get('error', '')} |")
         lines += ["", f"Engine / Kamailio: {fmt(cps.get('ratio_to_kamailio'), 2)}", ""]
     if "transfer" in result:
-        lines += ["## Transfer setup latency (µs, from the engine's transfer records)", "",
-                  "| trigger | calls up | bridged / attempted | invite p50 | invite p99 | invite max | bridge p50 | bridge p99 | bridge max |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += ["## Transfer setup latency (µs)", "",
+                  "Capture: the trigger packet reaching the engine to the INVITE leaving it, from "
+                  "dumpcap on `lo`. Records: the engine's transfer records, from the call task "
+                  "holding the last key to the INVITE's send returning; bridge: the remote's 200 "
+                  "to media bridged.", "",
+                  "| trigger | calls up | bridged / attempted | capture p50 | capture p99 | capture max "
+                  "| records p50 | records p99 | records max | bridge p50 | bridge p99 | bridge max |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        empty = {"p50": None, "p99": None, "max": None}
         for row in result["transfer"]:
             invite, bridge = row["invite_us"], row["bridge_us"]
+            wire = row.get("capture_invite_us") or empty
             lines.append(f"| {row['trigger']} | {row['calls_up']} | {row['bridged']} / {row['transfers']} | "
+                         f"{fmt(wire['p50'])} | {fmt(wire['p99'])} | {fmt(wire['max'])} | "
                          f"{fmt(invite['p50'])} | {fmt(invite['p99'])} | {fmt(invite['max'])} | "
                          f"{fmt(bridge['p50'])} | {fmt(bridge['p99'])} | {fmt(bridge['max'])} |")
         lines.append("")
@@ -862,13 +958,16 @@ def plot(result, path):
         return False
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     for trigger in ("info", "rfc4733"):
-        rows = [row for row in result.get("transfer", []) if row["trigger"] == trigger and row["invite_us"]["count"]]
-        for key, style in (("p50", "-o"), ("p99", "--o")):
-            axes[0].plot([row["calls_up"] for row in rows], [row["invite_us"][key] for row in rows], style,
-                         label=f"{trigger} {key}")
+        for source, name, keys in (("capture_invite_us", "capture", ("p50", "p99")), ("invite_us", "records", ("p50",))):
+            rows = [row for row in result.get("transfer", [])
+                    if row["trigger"] == trigger and (row.get(source) or {}).get("count")]
+            for key in keys:
+                style = ("-o" if key == "p50" else "--o") if name == "capture" else ":x"
+                axes[0].plot([row["calls_up"] for row in rows], [row[source][key] for row in rows], style,
+                             label=f"{trigger} {name} {key}")
     axes[0].set_xscale("log")
     axes[0].set_xlabel("calls up")
-    axes[0].set_ylabel("trigger to INVITE sent (µs)")
+    axes[0].set_ylabel("trigger to INVITE (µs)")
     axes[0].set_title("Transfer setup latency")
     axes[0].legend()
     for relay in ("hotline-b2bua", "rtpengine", "none (loopback)"):

@@ -7,7 +7,8 @@
 #   benches/load/run.sh --smoke    a few calls per part, about two minutes
 #   benches/load/run.sh --only cps,memory
 #
-# Installs SIPp (sip-tester), Kamailio and rtpengine with apt-get when they are missing.
+# Installs SIPp (sip-tester), Kamailio, rtpengine and dumpcap (tshark) with apt-get when
+# they are missing.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -16,6 +17,7 @@ missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v kamailio >/dev/null 2>&1 || missing+=(kamailio)
 command -v rtpengine >/dev/null 2>&1 || missing+=(rtpengine-daemon)
+command -v dumpcap >/dev/null 2>&1 || missing+=(tshark)
 if ((${#missing[@]} > 0)); then
     sudo=()
     if [[ $(id -u) -ne 0 ]]; then
@@ -23,6 +25,7 @@ if ((${#missing[@]} > 0)); then
     fi
     echo "installing ${missing[*]}" >&2
     "${sudo[@]}" apt-get update
+    # tshark asks whether non-root users may capture unless the frontend is noninteractive.
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 fi
 python3 -c 'import matplotlib' 2>/dev/null || pip install -q matplotlib || echo "no matplotlib: no plot" >&2
