@@ -401,8 +401,8 @@ def measure_cps(processes, work, engine, plan):
 
 
 def start_capture(processes, work, tag):
-    """Starts dumpcap on `lo` for the engine's SIP port and the agent's RTP; None when
-    dumpcap is missing or may not capture here."""
+    """Starts dumpcap on `lo` for the engine's SIP port and the agent's RTP. Returns the
+    process and the file, or None when dumpcap is missing or may not capture here."""
     if not shutil.which("dumpcap"):
         return None
     path = work / f"{tag}.pcap"
@@ -413,8 +413,11 @@ def start_capture(processes, work, tag):
     ]
     process = processes.start(f"{tag}-dumpcap", command)
     log = work / f"{tag}-dumpcap.log"
-    started = wait_for(lambda: process.poll() is not None or "Capturing on" in log.read_text(errors="replace"), 10)
-    if not started or process.poll() is not None:
+
+    def capturing():
+        return process.poll() is not None or "Capturing on" in log.read_text(errors="replace")
+
+    if not wait_for(capturing, 10) or process.poll() is not None:
         processes.stop(process)
         return None
     return process, path
@@ -429,6 +432,7 @@ def capture_packets(path):
         return []
     if len(data) < 24:
         return []
+
     magic = struct.unpack("<I", data[:4])[0]
     order = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
     scale = 1e-9 if magic in (0xA1B23C4D, 0x4D3CB2A1) else 1e-6
@@ -436,6 +440,7 @@ def capture_packets(path):
     link_header = {1: 14, 113: 16}.get(link)
     if link_header is None:
         return []
+
     packets = []
     offset = 24
     while offset + 16 <= len(data):
@@ -454,10 +459,10 @@ def capture_packets(path):
 
 
 def capture_latencies(packets, trigger):
-    """Microseconds from each transfer's trigger packet reaching the engine to the INVITE
-    leaving it for the remote hotline. The trigger is the last agent INFO, or the last
-    telephone-event packet of the key `1`, before the INVITE: the engine acts on the first
-    packet of a press, and the next one comes 20 ms later."""
+    """Returns the microseconds from each transfer's trigger packet reaching the engine to
+    the INVITE leaving it for the remote hotline. The trigger is the last agent INFO, or
+    the last telephone-event packet of the key `1`, before the INVITE. The engine acts on
+    the first packet of a press, and the next one comes 20 ms later."""
     hotline = 5081 + HOTLINE_PORT_SHIFT
     latencies = []
     last_trigger = None
@@ -962,7 +967,12 @@ def plot(result, path):
             rows = [row for row in result.get("transfer", [])
                     if row["trigger"] == trigger and (row.get(source) or {}).get("count")]
             for key in keys:
-                style = ("-o" if key == "p50" else "--o") if name == "capture" else ":x"
+                if name == "records":
+                    style = ":x"
+                elif key == "p50":
+                    style = "-o"
+                else:
+                    style = "--o"
                 axes[0].plot([row["calls_up"] for row in rows], [row[source][key] for row in rows], style,
                              label=f"{trigger} {name} {key}")
     axes[0].set_xscale("log")

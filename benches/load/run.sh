@@ -25,7 +25,7 @@ if ((${#missing[@]} > 0)); then
     fi
     echo "installing ${missing[*]}" >&2
     "${sudo[@]}" apt-get update
-    # tshark asks whether non-root users may capture unless the frontend is noninteractive.
+    # Without a noninteractive frontend, tshark's installer prompts about capture rights.
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 fi
 python3 -c 'import matplotlib' 2>/dev/null || pip install -q matplotlib || echo "no matplotlib: no plot" >&2
