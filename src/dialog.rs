@@ -161,13 +161,13 @@ impl Dialog {
 
     /// The From header value for requests the engine sends on this dialog.
     pub fn local_header(&self) -> String {
-        format!("{};tag={}", self.local_party, self.local_tag)
+        with_tag_param(&self.local_party, &self.local_tag)
     }
 
     /// The To header value for requests the engine sends on this dialog.
     pub fn remote_header(&self) -> String {
         match &self.remote_tag {
-            Some(tag) => format!("{};tag={tag}", self.remote_party),
+            Some(tag) => with_tag_param(&self.remote_party, tag),
             None => self.remote_party.clone(),
         }
     }
@@ -192,7 +192,11 @@ impl Dialog {
         request.push_header("From", self.local_header());
         request.push_header("To", self.remote_header());
         request.push_header("Call-ID", self.call_id.as_str());
-        request.push_header("CSeq", format!("{seq} {method}"));
+        let mut cseq = String::with_capacity(16);
+        crate::sip::uri::push_decimal(&mut cseq, u64::from(seq));
+        cseq.push(' ');
+        cseq.push_str(method.as_str());
+        request.push_header("CSeq", cseq);
         request
     }
 
@@ -224,6 +228,16 @@ impl Dialog {
             .map(|addr| addr.uri)
             .unwrap_or_else(|| self.remote_target.clone())
     }
+}
+
+/// Returns `party;tag=<tag>`, built without the formatting machinery: every request the
+/// engine sends has two of these.
+fn with_tag_param(party: &str, tag: &Tag) -> String {
+    let mut value = String::with_capacity(party.len() + 5 + tag.as_str().len());
+    value.push_str(party);
+    value.push_str(";tag=");
+    value.push_str(tag.as_str());
+    value
 }
 
 /// Removes a `;tag=` parameter from a From or To value.

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use crate::sip::uri::IpText;
+use crate::sip::uri::{IpText, push_decimal};
 
 /// The origin the engine presents to one leg, with the version rule of RFC 3264 §8. Each
 /// new body sent to the leg carries a version one higher than the previous body. An
@@ -58,15 +58,25 @@ impl OriginState {
 
     /// Formats the current `o=` line, without line ending.
     pub fn line(&self) -> String {
-        let address_type = if self.address.is_ipv4() { "IP4" } else { "IP6" };
-        format!(
-            "o={} {} {} IN {} {}",
-            self.username,
-            self.session_id,
-            self.version,
-            address_type,
-            IpText(self.address)
-        )
+        let mut line = String::with_capacity(64);
+        self.push_line(&mut line);
+        line
+    }
+
+    /// Appends the current `o=` line, without line ending, to `out`.
+    pub fn push_line(&self, out: &mut String) {
+        out.push_str("o=");
+        out.push_str(&self.username);
+        out.push(' ');
+        push_decimal(out, self.session_id);
+        out.push(' ');
+        push_decimal(out, self.version);
+        out.push_str(if self.address.is_ipv4() {
+            " IN IP4 "
+        } else {
+            " IN IP6 "
+        });
+        IpText(self.address).push_to(out);
     }
 
     /// Records the body about to be sent (everything but the `o=` line) and increments the

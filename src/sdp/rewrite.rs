@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::{OriginState, SdpError, SessionDescription};
-use crate::sip::uri::IpText;
+use crate::sip::uri::{IpText, push_decimal};
 
 /// Attributes of ICE (RFC 8839) that are dropped, because the relay sends and receives plain RTP and
 /// does not run ICE.
@@ -70,8 +70,7 @@ impl SessionDescription {
                 Some(section) => relays[section],
                 None => SocketAddr::new(session_ip, 0),
             };
-            if let Some(rewritten) = self.rewrite_line(line, section, relay) {
-                body.push_str(&rewritten);
+            if self.write_line(&mut body, line, section, relay) {
                 body.push_str("\r\n");
             }
         }
@@ -80,32 +79,44 @@ impl SessionDescription {
 
         // The o= line is always the second line, after v= (RFC 4566 §5).
         let (version, rest) = body.split_once("\r\n").unwrap_or((&body, ""));
-        Ok(format!("{version}\r\n{}\r\n{rest}", origin.line()))
+        let mut out = String::with_capacity(body.len() + 64);
+        out.push_str(version);
+        out.push_str("\r\n");
+        origin.push_line(&mut out);
+        out.push_str("\r\n");
+        out.push_str(rest);
+        Ok(out)
     }
 
-    /// Returns the line to send in place of `line`, or `None` to drop it. `relay` is the
-    /// relay address of the line's section; at session level only its IP is used.
-    fn rewrite_line(
+    /// Appends the line to send in place of `line` to `out`, or nothing when the line is
+    /// dropped, and returns whether a line was written. `relay` is the relay address of
+    /// the line's section, and at session level only its IP is used.
+    fn write_line(
         &self,
+        out: &mut String,
         line: &str,
         section: Option<usize>,
         relay: SocketAddr,
-    ) -> Option<String> {
+    ) -> bool {
         if line.starts_with("c=") {
-            return Some(format!("c={}", connection_field(relay.ip())));
+            out.push_str("c=");
+            push_connection_field(out, relay.ip());
+            return true;
         }
         let attribute = line.strip_prefix("a=");
         let name = attribute.map(|attribute| attribute.split(':').next().unwrap_or_default());
         if name.is_some_and(|name| ICE_ATTRIBUTES.contains(&name.trim_end())) {
-            return None;
+            return false;
         }
         let Some(section) = section else {
-            return Some(line.to_owned());
+            out.push_str(line);
+            return true;
         };
         let media = &self.media[section];
 
         if line.starts_with("m=") {
-            return Some(rewrite_media_port(line, media.port, relay.port()));
+            push_media_line(out, line, media.port, relay.port());
+            return true;
         }
         if name == Some("rtcp") {
             let port = if media.rtcp_mux {
@@ -113,30 +124,37 @@ impl SessionDescription {
             } else {
                 relay.port().wrapping_add(1)
             };
-            let has_address = media.rtcp.as_ref().is_some_and(|r| r.connection.is_some());
-            if has_address {
-                return Some(format!("a=rtcp:{port} {}", connection_field(relay.ip())));
+            out.push_str("a=rtcp:");
+            push_decimal(out, u64::from(port));
+            if media.rtcp.as_ref().is_some_and(|r| r.connection.is_some()) {
+                out.push(' ');
+                push_connection_field(out, relay.ip());
             }
-            return Some(format!("a=rtcp:{port}"));
+            return true;
         }
-        Some(line.to_owned())
+        out.push_str(line);
+        true
     }
 }
 
-fn connection_field(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(_) => format!("IN IP4 {}", IpText(ip)),
-        IpAddr::V6(ip) => format!("IN IP6 {ip}"),
-    }
+/// Appends `IN IP4 <address>` or `IN IP6 <address>`.
+fn push_connection_field(out: &mut String, ip: IpAddr) {
+    out.push_str(if ip.is_ipv4() { "IN IP4 " } else { "IN IP6 " });
+    IpText(ip).push_to(out);
 }
 
-/// Replaces the port of an `m=` line. A disabled stream keeps port 0, and a `/<count>` is
-/// dropped because the relay gives each section one port pair.
-fn rewrite_media_port(line: &str, original_port: u16, relay_port: u16) -> String {
+/// Appends an `m=` line with its port replaced. A disabled stream keeps port 0, and a
+/// `/<count>` is dropped because the relay gives each section one port pair.
+fn push_media_line(out: &mut String, line: &str, original_port: u16, relay_port: u16) {
     let port = if original_port == 0 { 0 } else { relay_port };
     let mut fields = line[2..].splitn(3, ' ');
     let kind = fields.next().unwrap_or_default();
     let _original = fields.next();
     let rest = fields.next().unwrap_or_default();
-    format!("m={kind} {port} {rest}")
+    out.push_str("m=");
+    out.push_str(kind);
+    out.push(' ');
+    push_decimal(out, u64::from(port));
+    out.push(' ');
+    out.push_str(rest);
 }

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::sip::uri::{Host, IpText, Rport, Uri, Via};
+use crate::sip::uri::{Host, IpText, Rport, Uri, Via, push_decimal};
 use crate::sip::{Headers, Request};
 use crate::transport::{Protocol, Target};
 
@@ -126,27 +126,48 @@ pub fn copy_end_to_end_headers(from: &impl Headers, to: &mut impl Headers) {
 
 /// The Via value for a request the engine sends.
 pub fn via_value(local: SocketAddr, protocol: Protocol, branch: &str) -> String {
-    format!(
-        "SIP/2.0/{} {};branch={branch};rport",
-        protocol.via_token(),
-        host_port(local)
-    )
+    let mut value = String::with_capacity(48 + branch.len());
+    value.push_str("SIP/2.0/");
+    value.push_str(protocol.via_token());
+    value.push(' ');
+    push_host_port(&mut value, local);
+    value.push_str(";branch=");
+    value.push_str(branch);
+    value.push_str(";rport");
+    value
 }
 
 /// The Contact value for the engine on a leg, with `transport=tcp` when the leg uses TCP.
 pub fn contact_value(local: SocketAddr, protocol: Protocol) -> String {
-    match protocol {
-        Protocol::Udp => format!("<sip:{}>", host_port(local)),
-        Protocol::Tcp => format!("<sip:{};transport=tcp>", host_port(local)),
+    let mut value = String::with_capacity(48);
+    value.push_str("<sip:");
+    push_host_port(&mut value, local);
+    if protocol == Protocol::Tcp {
+        value.push_str(";transport=tcp");
     }
+    value.push('>');
+    value
 }
 
 /// `host:port` with brackets around an IPv6 host (RFC 3261 §25.1).
 pub fn host_port(addr: SocketAddr) -> String {
-    match addr.ip() {
-        IpAddr::V4(_) => format!("{}:{}", IpText(addr.ip()), addr.port()),
-        IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()),
+    let mut text = String::with_capacity(24);
+    push_host_port(&mut text, addr);
+    text
+}
+
+/// Appends `host:port` to `out`, the IPv6 host in brackets.
+fn push_host_port(out: &mut String, addr: SocketAddr) {
+    let ipv6 = addr.is_ipv6();
+    if ipv6 {
+        out.push('[');
     }
+    IpText(addr.ip()).push_to(out);
+    if ipv6 {
+        out.push(']');
+    }
+    out.push(':');
+    push_decimal(out, u64::from(addr.port()));
 }
 
 /// Whether a request's top Via is one the engine wrote: its sent-by is the engine's address.

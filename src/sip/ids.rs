@@ -47,24 +47,30 @@ string_id!(Branch);
 impl CallId {
     /// A new globally unique Call-ID: 128 random bits in hex, `@` and the engine's host.
     pub fn generate(host: &str) -> Self {
-        CallId(Arc::from(format!("{:032x}@{host}", rand::random::<u128>())))
+        let mut text = String::with_capacity(33 + host.len());
+        push_hex(&mut text, rand::random::<u128>(), 32);
+        text.push('@');
+        text.push_str(host);
+        CallId(Arc::from(text))
     }
 }
 
 impl Tag {
     /// A new tag with 64 random bits (§19.3 asks for at least 32).
     pub fn generate() -> Self {
-        Tag(Arc::from(format!("{:016x}", rand::random::<u64>())))
+        let mut text = String::with_capacity(16);
+        push_hex(&mut text, u128::from(rand::random::<u64>()), 16);
+        Tag(Arc::from(text))
     }
 }
 
 impl Branch {
     /// A new branch: the magic cookie followed by 64 random bits.
     pub fn generate() -> Self {
-        Branch(Arc::from(format!(
-            "{BRANCH_COOKIE}{:016x}",
-            rand::random::<u64>()
-        )))
+        let mut text = String::with_capacity(BRANCH_COOKIE.len() + 16);
+        text.push_str(BRANCH_COOKIE);
+        push_hex(&mut text, u128::from(rand::random::<u64>()), 16);
+        Branch(Arc::from(text))
     }
 
     /// Whether the branch starts with the RFC 3261 magic cookie, so it alone identifies the
@@ -74,9 +80,31 @@ impl Branch {
     }
 }
 
+/// Appends the low `digits` hex digits of `value`, zero-padded and in lowercase, as
+/// `{:0digits$x}` would. Ids are made several times per call, so this skips `format!`.
+fn push_hex(out: &mut String, value: u128, digits: u32) {
+    for index in (0..digits).rev() {
+        let nibble = (value >> (index * 4)) & 0xf;
+        out.push(char::from(b"0123456789abcdef"[nibble as usize]));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_hex_matches_format() {
+        for value in [0, 1, 0xabc, u128::from(u64::MAX), u128::MAX] {
+            let mut short = String::new();
+            push_hex(&mut short, value, 16);
+            assert_eq!(short, format!("{:016x}", value as u64));
+
+            let mut long = String::new();
+            push_hex(&mut long, value, 32);
+            assert_eq!(long, format!("{value:032x}"));
+        }
+    }
 
     #[test]
     fn generated_branch_has_cookie() {

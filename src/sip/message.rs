@@ -398,12 +398,12 @@ impl Request {
         let Ok(stamped) = super::uri::stamp_via(top, source) else {
             return;
         };
-        let value = format!(
-            "{}{stamped}{}",
-            &value[..start],
-            &value[start + top.len()..]
-        );
-        self.replace_first("Via", value);
+        let rest = &value[start + top.len()..];
+        let mut stamped_value = String::with_capacity(start + stamped.len() + rest.len());
+        stamped_value.push_str(&value[..start]);
+        stamped_value.push_str(&stamped);
+        stamped_value.push_str(rest);
+        self.replace_first("Via", stamped_value);
     }
 
     /// A request with no headers and no body.
@@ -484,13 +484,19 @@ impl Message {
 /// Adds `;tag=` to a To value that has none; values with a tag are returned unchanged.
 fn with_tag(value: &str, tag: Option<&Tag>) -> String {
     match tag {
-        Some(tag) if !has_tag_param(value) => format!("{value};tag={tag}"),
+        Some(tag) if !has_tag_param(value) => {
+            let mut tagged = String::with_capacity(value.len() + 5 + tag.as_str().len());
+            tagged.push_str(value);
+            tagged.push_str(";tag=");
+            tagged.push_str(tag.as_str());
+            tagged
+        }
         _ => value.to_owned(),
     }
 }
 
 fn has_tag_param(value: &str) -> bool {
-    NameAddr::from_str(value).is_ok_and(|addr| addr.tag().is_some())
+    header_tag(value).is_ok_and(|tag| tag.is_some())
 }
 
 fn canonical(name: &str) -> Cow<'static, str> {

@@ -163,6 +163,38 @@ impl fmt::Display for IpText {
     }
 }
 
+impl IpText {
+    /// Appends the address's text to `out`, without the formatting machinery for IPv4.
+    pub fn push_to(&self, out: &mut String) {
+        match self.0 {
+            IpAddr::V4(address) => out.push_str(Ipv4Text::new(address).as_str()),
+            IpAddr::V6(address) => {
+                use fmt::Write as _;
+                let _ = write!(out, "{address}");
+            }
+        }
+    }
+}
+
+/// Appends the decimal digits of `value` to `out`. Header values built per message use
+/// it in place of `format!`, whose machinery costs more than the digits.
+pub fn push_decimal(out: &mut String, value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = value;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[start..] {
+        out.push(char::from(digit));
+    }
+}
+
 /// Dotted-decimal text of an IPv4 address, built on the stack.
 struct Ipv4Text {
     bytes: [u8; 15],

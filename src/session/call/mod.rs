@@ -667,18 +667,26 @@ impl Call {
         let summary = super::CallSummary {
             session: self.session,
             call_id: self.a.dialog.call_id.to_string(),
-            caller: self
-                .a_invite
-                .from_header()
-                .ok()
-                .and_then(|from| from.uri.user)
-                .unwrap_or_default(),
+            caller: self.caller_user(),
             phase,
             started_at: self.started_at,
             legs,
             transfer: self.transfer.as_ref().map(|transfer| transfer.status.id),
         };
         self.ctx.calls.insert(self.session, summary);
+    }
+
+    /// Returns the user part of the caller's From URI. Once a summary is published the
+    /// value comes from it, so the caller's From is parsed once per call.
+    fn caller_user(&self) -> String {
+        if let Some(summary) = self.ctx.calls.get(&self.session) {
+            return summary.caller.clone();
+        }
+        self.a_invite
+            .from_header()
+            .ok()
+            .and_then(|from| from.uri.user)
+            .unwrap_or_default()
     }
 
     /// A new media anchor that reports the agent's keys to this call.

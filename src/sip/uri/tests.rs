@@ -359,6 +359,24 @@ fn via_errors() {
 }
 
 #[test]
+fn push_decimal_matches_display() {
+    for value in [
+        0,
+        7,
+        10,
+        5060,
+        65535,
+        1_000_000,
+        u64::from(u32::MAX),
+        u64::MAX,
+    ] {
+        let mut text = String::from("x");
+        super::push_decimal(&mut text, value);
+        assert_eq!(text, format!("x{value}"));
+    }
+}
+
+#[test]
 fn ip_text_matches_std_display() {
     let addresses: [IpAddr; 6] = [
         Ipv4Addr::new(0, 0, 0, 0).into(),
@@ -370,6 +388,9 @@ fn ip_text_matches_std_display() {
     ];
     for address in addresses {
         assert_eq!(IpText(address).to_string(), address.to_string());
+        let mut pushed = String::new();
+        IpText(address).push_to(&mut pushed);
+        assert_eq!(pushed, address.to_string());
     }
     let host = Host::Ipv4(Ipv4Addr::new(172, 16, 5, 40));
     assert_eq!(host.to_string(), "172.16.5.40");
