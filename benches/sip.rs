@@ -147,6 +147,7 @@ fn per_message(c: &mut Criterion) {
                 source,
                 protocol: Protocol::Udp,
                 response_target,
+                parties: None,
             }));
             if route.sender.try_send(event).is_err() {
                 return 0;

@@ -4,7 +4,8 @@
 //! A dialog is plain data with no I/O. The session task owns one per leg: the A leg is the
 //! UAS side of the caller's INVITE, the B leg the UAC side of the INVITE the engine sends.
 
-use crate::sip::{CallId, HeaderError, Headers, Method, Request, Response, Tag, uri::Uri};
+use crate::sip::uri::{NameAddr, Uri};
+use crate::sip::{CallId, HeaderError, Headers, Method, Request, Response, Tag};
 
 /// Which side of the dialog the engine is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,9 +57,23 @@ pub struct Dialog {
 impl Dialog {
     /// The UAS side, created from a dialog-creating request (RFC 3261 §12.1.1).
     pub fn from_request(request: &Request, local_tag: Tag) -> Result<Dialog, HeaderError> {
-        let from = request.from_header()?;
         // A To that does not parse makes the dialog unusable, so fail here.
-        request.to_header()?;
+        Self::from_parts(
+            request,
+            request.from_header()?,
+            request.to_header()?,
+            local_tag,
+        )
+    }
+
+    /// Creates the UAS side as [`Dialog::from_request`] does, from the request's From and
+    /// To already parsed.
+    pub fn from_parts(
+        request: &Request,
+        from: NameAddr,
+        to: NameAddr,
+        local_tag: Tag,
+    ) -> Result<Dialog, HeaderError> {
         let remote_target = match request.contact()? {
             Some(contact) => contact.uri.clone(),
             None => from.uri.clone(),
@@ -74,8 +89,8 @@ impl Dialog {
             call_id: request.call_id()?,
             local_tag,
             remote_tag: from.tag().map(Tag::new),
-            local_party: without_tag(request.header("To").unwrap_or_default()),
-            remote_party: without_tag(request.header("From").unwrap_or_default()),
+            local_party: party_without_tag(to),
+            remote_party: party_without_tag(from),
             local_seq: 0,
             remote_seq: Some(request.cseq()?.seq),
             route_set,
@@ -230,8 +245,8 @@ impl Dialog {
     }
 }
 
-/// Returns `party;tag=<tag>`, built without the formatting machinery: every request the
-/// engine sends has two of these.
+/// Returns `party;tag=<tag>` without `format!`, because every request the engine sends
+/// carries two such values.
 fn with_tag_param(party: &str, tag: &Tag) -> String {
     let mut value = String::with_capacity(party.len() + 5 + tag.as_str().len());
     value.push_str(party);
@@ -240,11 +255,8 @@ fn with_tag_param(party: &str, tag: &Tag) -> String {
     value
 }
 
-/// Removes a `;tag=` parameter from a From or To value.
-fn without_tag(value: &str) -> String {
-    let Ok(mut addr) = value.parse::<crate::sip::uri::NameAddr>() else {
-        return value.to_owned();
-    };
-    addr.params.remove("tag");
-    addr.to_string()
+/// Writes a parsed From or To value back without its `;tag=` parameter.
+fn party_without_tag(mut party: NameAddr) -> String {
+    party.params.remove("tag");
+    party.to_string()
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tracing::{debug, warn};
 
 use super::outbound::{self, ALLOW};
-use super::{CallEvent, Context, ReceivedRequest, call};
+use super::{CallEvent, Context, Parties, ReceivedRequest, call};
 use crate::sip::{self, Headers, Message, Method, Request, Response};
 use crate::transport::{Handler, Inbound, Protocol, Target};
 
@@ -64,11 +64,14 @@ impl Dispatcher {
             Err(error) => return self.on_malformed(inbound, &error.to_string()),
         };
         let target = outbound::response_target(&via, inbound.source, inbound.protocol);
-        if let Err(reason) = check_mandatory(&request) {
-            self.ctx.metrics.requests_malformed.inc();
-            warn!(peer = %inbound.source, %reason, "malformed request");
-            return self.reply(&request, 400, &reason, target);
-        }
+        let parties = match check_mandatory(&request) {
+            Ok(parties) => parties,
+            Err(reason) => {
+                self.ctx.metrics.requests_malformed.inc();
+                warn!(peer = %inbound.source, %reason, "malformed request");
+                return self.reply(&request, 400, &reason, target);
+            }
+        };
         request.stamp_top_via(inbound.source);
 
         let is_ack = request.method == Method::Ack;
@@ -91,7 +94,7 @@ impl Dispatcher {
         if let Some(route) = self.ctx.table.get(&call_id) {
             return self.route_request(route, request, inbound, target);
         }
-        self.on_new_request(request, inbound, target);
+        self.on_new_request(request, inbound, target, parties);
     }
 
     fn route_request(
@@ -119,6 +122,7 @@ impl Dispatcher {
             source: inbound.source,
             protocol: inbound.protocol,
             response_target: target,
+            parties: None,
         }));
         if route.sender.try_send(event).is_err() {
             self.ctx.metrics.messages_dropped.inc();
@@ -126,7 +130,13 @@ impl Dispatcher {
         }
     }
 
-    fn on_new_request(&self, request: Request, inbound: &Inbound, target: Target) {
+    fn on_new_request(
+        &self,
+        request: Request,
+        inbound: &Inbound,
+        target: Target,
+        parties: Parties,
+    ) {
         let in_dialog = request.to_tag().ok().flatten().is_some();
         match request.method {
             Method::Invite if !in_dialog => {
@@ -144,6 +154,7 @@ impl Dispatcher {
                     source: inbound.source,
                     protocol: inbound.protocol,
                     response_target: target,
+                    parties: Some(Box::new(parties)),
                 };
                 if call::spawn(Arc::clone(&self.ctx), received).is_none() {
                     debug!("concurrent invite with the same call-id");
@@ -213,15 +224,16 @@ fn reply_target(inbound: &Inbound) -> Target {
     }
 }
 
-/// RFC 3261 §8.1.1: the headers every request carries, and CSeq naming the request's method.
-fn check_mandatory(request: &Request) -> Result<(), String> {
+/// Checks the headers every request carries (RFC 3261 §8.1.1) and CSeq naming the
+/// request's method. Returns the parsed From and To, or the reason phrase for a 400.
+fn check_mandatory(request: &Request) -> Result<Parties, String> {
     request.call_id().map_err(|error| error.to_string())?;
-    request.from_header().map_err(|error| error.to_string())?;
-    request.to_header().map_err(|error| error.to_string())?;
+    let from = request.from_header().map_err(|error| error.to_string())?;
+    let to = request.to_header().map_err(|error| error.to_string())?;
     let cseq = request.cseq().map_err(|error| error.to_string())?;
     if cseq.method != request.method.as_str() {
         return Err("CSeq Method Does Not Match".to_owned());
     }
     request.max_forwards().map_err(|error| error.to_string())?;
-    Ok(())
+    Ok(Parties { from, to })
 }

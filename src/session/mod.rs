@@ -39,7 +39,8 @@ use crate::config::Config;
 use crate::mailbox::MailboxSender;
 use crate::media::PortPool;
 use crate::metrics::Metrics;
-use crate::sip::{Headers, Request, Response, uri::Uri};
+use crate::sip::uri::{NameAddr, Uri};
+use crate::sip::{Headers, Request, Response};
 use crate::transaction::Timers;
 use crate::transport::{Protocol, Target, Transport};
 use crate::trunk::Prober;
@@ -78,6 +79,16 @@ pub struct ReceivedRequest {
     /// The destination of responses, from the top Via as received (RFC 3261 §18.2.2, RFC
     /// 3581).
     pub response_target: Target,
+    /// From and To as the dispatcher parsed them, handed on with a new call's INVITE so
+    /// that the call does not parse them again.
+    pub parties: Option<Box<Parties>>,
+}
+
+/// The parsed From and To of a request.
+#[derive(Debug)]
+pub struct Parties {
+    pub from: NameAddr,
+    pub to: NameAddr,
 }
 
 /// State shared by the dispatcher and every call task.

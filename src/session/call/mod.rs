@@ -264,9 +264,20 @@ impl Call {
             source,
             protocol,
             response_target,
+            parties,
         } = received;
         let a_invite_branch = invite.branch().ok()?;
-        let a_dialog = Dialog::from_request(&invite, Tag::generate()).ok()?;
+        let parties = match parties {
+            Some(parties) => *parties,
+            None => super::Parties {
+                from: invite.from_header().ok()?,
+                to: invite.to_header().ok()?,
+            },
+        };
+        let caller_name = parties.from.display_name.clone();
+        let caller_user = parties.from.uri.user.clone().unwrap_or_default();
+        let a_dialog =
+            Dialog::from_parts(&invite, parties.from, parties.to, Tag::generate()).ok()?;
         let a_target = match outbound::resolve(&a_dialog.remote_target).await {
             Some(target) if protocol == Protocol::Udp => target,
             _ => Target {
@@ -291,7 +302,7 @@ impl Call {
         let b_call_id = CallId::generate(&outbound::host_port(ctx.local_addr()));
         let local_party = match &direct {
             Some(routed) => routed.from.clone(),
-            None => caller_party(&invite, ctx.local_addr()),
+            None => caller_party(caller_name.as_deref(), &caller_user, ctx.local_addr()),
         };
         let b_dialog = Dialog::new_uac(
             b_call_id.clone(),
@@ -375,7 +386,7 @@ impl Call {
 
         let extra = direct.map(|routed| routed.headers).unwrap_or_default();
         call.send_b_invite(offer, b_call_id, extra).await;
-        call.publish_call();
+        call.publish_summary(caller_user);
         Some(call)
     }
 
@@ -589,22 +600,16 @@ fn direct_route(router: &Arc<dyn Router>, invite: &Request) -> Option<super::rou
 
 /// The From party for the agent's leg: the caller's display name and user at the engine's
 /// address, so the agent sees who calls.
-fn caller_party(invite: &Request, local: SocketAddr) -> String {
+fn caller_party(display_name: Option<&str>, user: &str, local: SocketAddr) -> String {
     let host = outbound::host_port(local);
-    match invite.from_header() {
-        Ok(from) => {
-            let user = from.uri.user.clone().unwrap_or_default();
-            let uri = if user.is_empty() {
-                format!("sip:{host}")
-            } else {
-                format!("sip:{user}@{host}")
-            };
-            match from.display_name {
-                Some(name) => format!("\"{}\" <{uri}>", name.replace('"', "")),
-                None => format!("<{uri}>"),
-            }
-        }
-        Err(_) => format!("<sip:{host}>"),
+    let uri = if user.is_empty() {
+        format!("sip:{host}")
+    } else {
+        format!("sip:{user}@{host}")
+    };
+    match display_name {
+        Some(name) => format!("\"{}\" <{uri}>", name.replace('"', "")),
+        None => format!("<{uri}>"),
     }
 }
 
@@ -645,6 +650,11 @@ impl Call {
 
     /// Copies this call's state where the control API lists calls.
     pub(super) fn publish_call(&self) {
+        self.publish_summary(self.caller_user());
+    }
+
+    /// Publishes this call's state with `caller`, the user part of the caller's From.
+    fn publish_summary(&self, caller: String) {
         let phase = match (self.phase, &self.transfer) {
             (Phase::Proceeding, _) => super::CallPhase::Ringing,
             (Phase::Confirmed, Some(transfer)) if transfer.is_active() => {
@@ -667,7 +677,7 @@ impl Call {
         let summary = super::CallSummary {
             session: self.session,
             call_id: self.a.dialog.call_id.to_string(),
-            caller: self.caller_user(),
+            caller,
             phase,
             started_at: self.started_at,
             legs,
@@ -676,8 +686,8 @@ impl Call {
         self.ctx.calls.insert(self.session, summary);
     }
 
-    /// Returns the user part of the caller's From URI. Once a summary is published the
-    /// value comes from it, so the caller's From is parsed once per call.
+    /// Returns the user part of the caller's From URI, from the published summary when
+    /// there is one, so that the caller's From is not parsed again.
     fn caller_user(&self) -> String {
         if let Some(summary) = self.ctx.calls.get(&self.session) {
             return summary.caller.clone();
