@@ -412,7 +412,9 @@ impl Engine {
     }
 
     /// Starts the engine on the `engine.toml` and `dialplan.toml` already written in `dir`
-    /// and waits until its TCP SIP port accepts connections.
+    /// and waits until its TCP SIP port accepts connections. When the configuration has a
+    /// control API, it also waits for that listener, which the engine binds after loading
+    /// the dialplan.
     pub fn launch(dir: &TestDir, ports: &Ports) -> Engine {
         let config = dir.join("engine.toml");
         let log = dir.join("engine.log");
@@ -435,9 +437,11 @@ impl Engine {
         };
 
         let address = SocketAddr::from((LOOPBACK, ports.engine()));
+        let control = fs::read_to_string(&config).is_ok_and(|text| text.contains("[control]"));
         let ready = wait_until(ENGINE_START, || {
             engine.exited().is_some()
                 || TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
+                    && (!control || tcp_port_taken(ports.control()))
         });
         if let Some(status) = engine.exited() {
             panic!(
@@ -447,7 +451,7 @@ impl Engine {
         }
         assert!(
             ready,
-            "the engine did not accept TCP on {address} within {ENGINE_START:?}; its log:\n{}",
+            "the engine did not accept TCP on {address} (or open its control API) within {ENGINE_START:?}; its log:\n{}",
             engine.log()
         );
         // NOTE: only the TCP listener is probed, because a UDP probe needs a response from
