@@ -70,6 +70,36 @@ impl HeaderFields {
         })
     }
 
+    /// Creates an empty list that shares `other`'s received text, so that values copied
+    /// from `other` with [`HeaderFields::push_copied`] need no allocation.
+    pub(crate) fn sharing(other: &HeaderFields) -> Self {
+        HeaderFields {
+            received: Arc::clone(&other.received),
+            fields: Vec::new(),
+        }
+    }
+
+    /// Appends a field named `name` with the value of `other`'s field at `index`. The value
+    /// is kept as a range when both lists share the received text, and copied otherwise.
+    pub(crate) fn push_copied(&mut self, name: &'static str, other: &HeaderFields, index: usize) {
+        let Some(field) = other.fields.get(index) else {
+            return;
+        };
+        let value = match &field.value {
+            Text::Received { start, end } if Arc::ptr_eq(&self.received, &other.received) => {
+                Text::Received {
+                    start: *start,
+                    end: *end,
+                }
+            }
+            value => Text::Owned(other.text(value).into()),
+        };
+        self.fields.push(Field {
+            name: Text::Static(name),
+            value,
+        });
+    }
+
     /// Returns every field as a name and value pair, in message order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.fields
@@ -151,8 +181,8 @@ impl std::fmt::Debug for HeaderFields {
 /// Converts `part`, a slice of `section`, into a range of the received text.
 fn received(section: &str, part: &str) -> Text {
     let start = part.as_ptr() as usize - section.as_ptr() as usize;
-    // Offsets fit in u32 because framing rejects header sections and messages far
-    // smaller than 4 GiB.
+    // Offsets fit in u32 because framing caps header sections and messages far below
+    // 4 GiB.
     Text::Received {
         start: start as u32,
         end: (start + part.len()) as u32,
@@ -195,6 +225,20 @@ mod tests {
     }
 
     #[test]
+    fn copied_values_share_received_text() {
+        let request = HeaderFields::parse("Via: SIP/2.0/UDP a\r\nCall-ID: x@y\r\n").unwrap();
+        let mut response = HeaderFields::sharing(&request);
+        response.push_copied("Call-ID", &request, 1);
+        assert!(matches!(response.fields[0].value, Text::Received { .. }));
+        assert_eq!(pairs(&response), [("Call-ID".into(), "x@y".into())]);
+
+        let mut unshared = HeaderFields::default();
+        unshared.push_copied("Via", &request, 0);
+        assert!(matches!(unshared.fields[0].value, Text::Owned(_)));
+        assert_eq!(pairs(&unshared), [("Via".into(), "SIP/2.0/UDP a".into())]);
+    }
+
+    #[test]
     fn parse_rejects_lines_without_token_name() {
         assert_eq!(
             HeaderFields::parse("Via SIP/2.0/UDP a\r\n").unwrap_err(),
@@ -231,6 +275,15 @@ mod tests {
                 ("Max-Forwards".into(), "70".into())
             ]
         );
+        let mut shared = HeaderFields::sharing(&fields);
+        shared.push_copied("From", &fields, 0);
+        shared.push_copied("Via", &fields, 2);
+        shared.push_copied("Unknown", &fields, 99);
+        assert_eq!(
+            pairs(&shared),
+            [("From".into(), "b".into()), ("Via".into(), "3".into())]
+        );
+
         let copy = fields.clone();
         assert_eq!(pairs(&copy), pairs(&fields));
     }

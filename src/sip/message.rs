@@ -444,14 +444,23 @@ impl Response {
     /// copied, To copied with `to_tag` added when the request's To has none.
     pub fn to_request(request: &Request, status: u16, reason: &str, to_tag: Option<&Tag>) -> Self {
         let mut response = Response::new(status, reason);
-        for (name, value) in request.header_pairs() {
-            let copy = ["Via", "From", "Call-ID", "CSeq"]
-                .iter()
-                .any(|wanted| name.eq_ignore_ascii_case(wanted));
-            if copy {
-                response.push_header(canonical(name), value);
+        // The copied values stay ranges of the request's received text.
+        response.headers = HeaderFields::sharing(&request.headers);
+        for (index, (name, value)) in request.header_pairs().enumerate() {
+            let copied = ["Via", "From", "Call-ID", "CSeq"]
+                .into_iter()
+                .find(|wanted| name.eq_ignore_ascii_case(wanted));
+            if let Some(copied) = copied {
+                response
+                    .headers
+                    .push_copied(copied, &request.headers, index);
             } else if name.eq_ignore_ascii_case("To") {
-                response.push_header("To", with_tag(value, to_tag));
+                match to_tag {
+                    Some(tag) if !has_tag_param(value) => {
+                        response.push_header("To", with_tag(value, Some(tag)));
+                    }
+                    _ => response.headers.push_copied("To", &request.headers, index),
+                }
             }
         }
         response
@@ -497,13 +506,6 @@ fn with_tag(value: &str, tag: Option<&Tag>) -> String {
 
 fn has_tag_param(value: &str) -> bool {
     header_tag(value).is_ok_and(|tag| tag.is_some())
-}
-
-fn canonical(name: &str) -> Cow<'static, str> {
-    ["Via", "From", "Call-ID", "CSeq", "To"]
-        .into_iter()
-        .find(|known| known.eq_ignore_ascii_case(name))
-        .map_or_else(|| Cow::Owned(name.to_owned()), Cow::Borrowed)
 }
 
 fn encode_message(start: &str, headers: &HeaderFields, body: &[u8]) -> Bytes {
