@@ -5,7 +5,7 @@
 //! UAS side of the caller's INVITE, the B leg the UAC side of the INVITE the engine sends.
 
 use crate::sip::uri::{NameAddr, Uri};
-use crate::sip::{CallId, HeaderError, Headers, Method, Request, Response, Tag};
+use crate::sip::{CallId, HeaderError, Headers, Method, Request, Response, Tag, with_tag_param};
 
 /// Which side of the dialog the engine is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,16 +243,6 @@ impl Dialog {
             .map(|addr| addr.uri)
             .unwrap_or_else(|| self.remote_target.clone())
     }
-}
-
-/// Returns `party;tag=<tag>` without `format!`, because every request the engine sends
-/// carries two such values.
-fn with_tag_param(party: &str, tag: &Tag) -> String {
-    let mut value = String::with_capacity(party.len() + 5 + tag.as_str().len());
-    value.push_str(party);
-    value.push_str(";tag=");
-    value.push_str(tag.as_str());
-    value
 }
 
 /// Writes a parsed From or To value back without its `;tag=` parameter.

@@ -1,7 +1,7 @@
 //! The header fields of one message, in order. A received message keeps its header
 //! section as one shared string, and each field's name and value are ranges into it, so
 //! parsing copies the section once instead of allocating a name and a value per field.
-//! Fields that are added or changed own their text; names written by the engine are
+//! Fields that are added or changed own their text, and names written by the engine are
 //! usually static.
 
 use std::borrow::Cow;
@@ -86,11 +86,8 @@ impl HeaderFields {
             return;
         };
         let value = match &field.value {
-            Text::Received { start, end } if Arc::ptr_eq(&self.received, &other.received) => {
-                Text::Received {
-                    start: *start,
-                    end: *end,
-                }
+            Text::Received { .. } if Arc::ptr_eq(&self.received, &other.received) => {
+                field.value.clone()
             }
             value => Text::Owned(other.text(value).into()),
         };

@@ -457,7 +457,7 @@ impl Response {
             } else if name.eq_ignore_ascii_case("To") {
                 match to_tag {
                     Some(tag) if !has_tag_param(value) => {
-                        response.push_header("To", with_tag(value, Some(tag)));
+                        response.push_header("To", with_tag_param(value, tag));
                     }
                     _ => response.headers.push_copied("To", &request.headers, index),
                 }
@@ -490,18 +490,14 @@ impl Message {
     }
 }
 
-/// Adds `;tag=` to a To value that has none; values with a tag are returned unchanged.
-fn with_tag(value: &str, tag: Option<&Tag>) -> String {
-    match tag {
-        Some(tag) if !has_tag_param(value) => {
-            let mut tagged = String::with_capacity(value.len() + 5 + tag.as_str().len());
-            tagged.push_str(value);
-            tagged.push_str(";tag=");
-            tagged.push_str(tag.as_str());
-            tagged
-        }
-        _ => value.to_owned(),
-    }
+/// Returns a From or To value with `;tag=<tag>` appended, built without `format!`
+/// because every request and many responses the engine sends carry such values.
+pub fn with_tag_param(value: &str, tag: &Tag) -> String {
+    let mut tagged = String::with_capacity(value.len() + 5 + tag.as_str().len());
+    tagged.push_str(value);
+    tagged.push_str(";tag=");
+    tagged.push_str(tag.as_str());
+    tagged
 }
 
 fn has_tag_param(value: &str) -> bool {

@@ -20,6 +20,8 @@ mod status;
 pub mod uri;
 
 pub use ids::{BRANCH_COOKIE, Branch, CallId, Tag};
-pub use message::{HeaderError, Headers, Message, ParseError, Request, Response, parse};
+pub use message::{
+    HeaderError, Headers, Message, ParseError, Request, Response, parse, with_tag_param,
+};
 pub use method::{InvalidMethod, Method};
 pub use status::{reason_phrase, reply_to_raw};

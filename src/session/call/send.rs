@@ -331,13 +331,13 @@ impl Call {
         // INVITE, CSeq number with method CANCEL.
         let mut cancel = Request::new(Method::Cancel, invite.uri.clone());
         for (name, value) in invite.header_pairs() {
-            let kept = ["Via", "Route", "From", "To", "Call-ID"]
+            let copied = ["Via", "Route", "From", "To", "Call-ID"]
                 .into_iter()
                 .find(|wanted| wanted.eq_ignore_ascii_case(name));
-            if let Some(kept) = kept
-                && !(kept == "Via" && cancel.header("Via").is_some())
+            if let Some(copied) = copied
+                && !(copied == "Via" && cancel.header("Via").is_some())
             {
-                cancel.push_header(kept, value);
+                cancel.push_header(copied, value);
             }
         }
         cancel.push_header("Max-Forwards", "70");
