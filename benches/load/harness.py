@@ -355,6 +355,27 @@ def cps_subject(processes, work, name, target, uas_port, rates, seconds):
     return {"best": best, "steps": steps, "warmup": warmup}
 
 
+def start_kamailio(processes, work):
+    """Starts Kamailio as the stateful proxy of `kamailio.cfg` in front of a UAS on
+    KAMAILIO_UAS. Returns the process, or a sentence saying why it is not running."""
+    kamailio = shutil.which("kamailio")
+    if not kamailio:
+        return "kamailio not installed"
+    command = [
+        kamailio, "-f", str(LOAD / "kamailio.cfg"), "-L", KAMAILIO_MODULES,
+        "-A", f'UAS_ADDR="sip:{LOCALHOST}:{KAMAILIO_UAS}"',
+        "-l", f"udp:{LOCALHOST}:{KAMAILIO}", "-x", "tlsf", "-m", "2048", "-M", "16",
+        "-n", "2", "-DD", "-E", "-Y", str(work / "kamailio-run"), "-w", str(work),
+    ]
+    (work / "kamailio-run").mkdir(exist_ok=True)
+    proxy = processes.start("kamailio", command)
+    time.sleep(1.5)
+    if proxy.poll() is not None:
+        processes.stop(proxy)
+        return f"kamailio exited; see {work / 'kamailio.log'}"
+    return proxy
+
+
 def measure_cps(processes, work, engine, plan):
     results = {}
     # The floor: SIPp UAC straight to a SIPp UAS.
@@ -363,27 +384,15 @@ def measure_cps(processes, work, engine, plan):
         plan["cps_rates"], plan["cps_seconds"],
     )
 
-    kamailio = shutil.which("kamailio")
-    if kamailio:
-        command = [
-            kamailio, "-f", str(LOAD / "kamailio.cfg"), "-L", KAMAILIO_MODULES,
-            "-A", f'UAS_ADDR="sip:{LOCALHOST}:{KAMAILIO_UAS}"',
-            "-l", f"udp:{LOCALHOST}:{KAMAILIO}", "-x", "tlsf", "-m", "2048", "-M", "16",
-            "-n", "2", "-DD", "-E", "-Y", str(work / "kamailio-run"), "-w", str(work),
-        ]
-        (work / "kamailio-run").mkdir(exist_ok=True)
-        proxy = processes.start("kamailio", command)
-        time.sleep(1.5)
-        if proxy.poll() is None:
-            results["kamailio"] = cps_subject(
-                processes, work, "kamailio", f"{LOCALHOST}:{KAMAILIO}", KAMAILIO_UAS,
-                plan["cps_rates"], plan["cps_seconds"],
-            )
-        else:
-            results["kamailio"] = {"error": f"kamailio exited; see {work / 'kamailio.log'}"}
-        processes.stop(proxy)
+    proxy = start_kamailio(processes, work)
+    if isinstance(proxy, str):
+        results["kamailio"] = {"error": proxy}
     else:
-        results["kamailio"] = {"error": "kamailio not installed"}
+        results["kamailio"] = cps_subject(
+            processes, work, "kamailio", f"{LOCALHOST}:{KAMAILIO}", KAMAILIO_UAS,
+            plan["cps_rates"], plan["cps_seconds"],
+        )
+        processes.stop(proxy)
 
     engine_process = start_engine(processes, engine, work)
     results["hotline-b2bua"] = cps_subject(
@@ -400,16 +409,17 @@ def measure_cps(processes, work, engine, plan):
 # --- b. transfer setup latency --------------------------------------------------------
 
 
-def start_capture(processes, work, tag):
-    """Starts dumpcap on `lo` for the engine's SIP port and the agent's RTP. Returns the
-    process and the file, or None when dumpcap is missing or may not capture here."""
+def start_capture(processes, work, tag, bpf=None):
+    """Starts dumpcap on `lo`, by default for the engine's SIP port and the agent's RTP.
+    Returns the process and the file, or None when dumpcap is missing or may not capture
+    here."""
     if not shutil.which("dumpcap"):
         return None
     path = work / f"{tag}.pcap"
+    bpf = bpf or f"udp and (port {ENGINE_SIP} or src portrange {AGENT_MEDIA}-{AGENT_MEDIA + 9})"
     command = [
         "dumpcap", "-q", "-P", "-i", "lo", "-s", "256",
-        "-f", f"udp and (port {ENGINE_SIP} or src portrange {AGENT_MEDIA}-{AGENT_MEDIA + 9})",
-        "-a", "duration:600", "-w", str(path),
+        "-f", bpf, "-a", "duration:600", "-w", str(path),
     ]
     process = processes.start(f"{tag}-dumpcap", command)
     log = work / f"{tag}-dumpcap.log"
@@ -571,6 +581,69 @@ def measure_transfer(processes, work, engine, plan, triggers):
             }
             print(f"  transfer {trigger} with {calls_up} up: {result}", flush=True)
             results.append(result)
+    return results
+
+
+def relay_latencies(packets, port):
+    """Returns the microseconds from each INFO reaching `port` to the INFO leaving it. The
+    reference calls send one INFO at a time, so each INFO out pairs with the INFO in
+    before it."""
+    latencies = []
+    arrived = None
+    for time_s, source, destination, payload in packets:
+        if not payload.startswith(b"INFO "):
+            continue
+        if destination == port:
+            arrived = time_s
+        elif source == port and arrived is not None:
+            latencies.append((time_s - arrived) * 1e6)
+            arrived = None
+    return latencies
+
+
+def measure_relay_reference(processes, work, engine, plan):
+    """Relays one in-dialog INFO per call through the engine and through Kamailio at the
+    transfers' pace, and times each from the packets on `lo`. An idle process meets each
+    request with cold caches, as the engine meets a transfer's trigger. These rows show
+    what that costs a proxy on the same machine."""
+    results = {}
+    calls = plan["transfers"]
+    seconds = calls / plan["transfer_rate"] + 10
+    for name in ("hotline-b2bua", "kamailio"):
+        if name == "kamailio":
+            subject = start_kamailio(processes, work)
+            if isinstance(subject, str):
+                results[name] = {"error": subject}
+                continue
+            port, callee_port = KAMAILIO, KAMAILIO_UAS
+        else:
+            subject = start_engine(processes, engine, work)
+            port, callee_port = ENGINE_SIP, AGENT
+        tag = f"relay-{name}"
+        callee = processes.start(f"{tag}-callee", sipp("callee_info.xml", callee_port, 17400, []))
+        time.sleep(0.3)
+        capture = start_capture(processes, work, tag, f"udp and port {port}")
+        code = processes.run(
+            f"{tag}-caller",
+            sipp(
+                "caller_info.xml", CALLER_2, 17300,
+                [
+                    "-key", "rtp_port", "9", "-key", "caller_user", "13800000000",
+                    "-r", str(plan["transfer_rate"]), "-m", str(calls),
+                    "-timeout", str(int(seconds) + 20), "-timeout_error",
+                ],
+                f"{LOCALHOST}:{port}",
+            ),
+            timeout=seconds + 30,
+        )
+        time.sleep(0.5)
+        if capture:
+            processes.stop(capture[0])
+        for process in (callee, subject):
+            processes.stop(process)
+        wire = relay_latencies(capture_packets(capture[1]), port) if capture else []
+        results[name] = {"calls": calls, "caller_exit": code, "relayed_us": percentiles(wire)}
+        print(f"  in-dialog INFO relay through {name}: {results[name]}", flush=True)
     return results
 
 
@@ -928,6 +1001,18 @@ def markdown(result):
                          f"{fmt(invite['p50'])} | {fmt(invite['p99'])} | {fmt(invite['max'])} | "
                          f"{fmt(bridge['p50'])} | {fmt(bridge['p99'])} | {fmt(bridge['max'])} |")
         lines.append("")
+    if "relay_reference" in result:
+        lines += ["## Reference: one in-dialog INFO relayed, at the transfers' pace (µs)", "",
+                  "From the INFO reaching the engine or the proxy to the INFO leaving it, from "
+                  "dumpcap on `lo`: one call per transfer slot, one INFO per call. It shows "
+                  "what handling one request in an otherwise idle process costs on this "
+                  "machine.", "",
+                  "| path | calls | p50 | p99 | max |", "|---|---|---|---|---|"]
+        for name, row in result["relay_reference"].items():
+            relayed = row.get("relayed_us") or {"p50": None, "p99": None, "max": None}
+            lines.append(f"| {name} | {row.get('calls', row.get('error', ''))} | {fmt(relayed['p50'])} | "
+                         f"{fmt(relayed['p99'])} | {fmt(relayed['max'])} |")
+        lines.append("")
     if "media" in result:
         lines += ["## Anchored media (G.711, 20 ms, both directions; relay on core 0, generator on core 1)", "",
                   "| relay | calls | packets sent | lost | delay p50 µs | delay p99 µs | max µs | relay CPU ms per 1,000 packets | % core per 1,000 pps | packets per core-second |",
@@ -975,6 +1060,12 @@ def plot(result, path):
                     style = "--o"
                 axes[0].plot([row["calls_up"] for row in rows], [row[source][key] for row in rows], style,
                              label=f"{trigger} {name} {key}")
+    # The references: one in-dialog INFO relayed by an idle process, one line per path.
+    for name, style in (("kamailio", "k-."), ("hotline-b2bua", "c-.")):
+        relayed = result.get("relay_reference", {}).get(name, {}).get("relayed_us") or {}
+        if relayed.get("count"):
+            axes[0].axhline(relayed["p50"], linestyle=style[1:], color=style[0],
+                            label=f"{name}: one INFO relayed, p50")
     axes[0].set_xscale("log")
     axes[0].set_xlabel("calls up")
     axes[0].set_ylabel("trigger to INVITE (µs)")
@@ -1036,6 +1127,7 @@ def main():
             result["cps"] = measure_cps(processes, work, args.engine, plan)
         if "transfer" in parts:
             result["transfer"] = measure_transfer(processes, work, args.engine, plan, args.triggers.split(","))
+            result["relay_reference"] = measure_relay_reference(processes, work, args.engine, plan)
         if "media" in parts:
             result["media"] = measure_media(processes, work, args.engine, args.rtpgen, plan)
         if "memory" in parts:
