@@ -9,8 +9,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
+use super::socket::RelaySocket;
 
 /// The maximum number of datagrams received per system call.
 pub(super) const BATCH_LEN: usize = 8;
@@ -42,9 +41,9 @@ impl<const SIZE: usize> Batch<SIZE> {
     /// # Errors
     ///
     /// The socket's error other than `EWOULDBLOCK`, such as a queued ICMP error.
-    pub(super) fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+    pub(super) fn receive(&mut self, socket: &RelaySocket) -> io::Result<usize> {
         let mut count = 0;
-        let result = socket.try_io(Interest::READABLE, || {
+        let result = socket.try_read(|_| {
             count = self.receive_now(socket)?;
             if count < BATCH_LEN {
                 // Tells tokio the queue is empty, which clears the readiness.
@@ -61,7 +60,7 @@ impl<const SIZE: usize> Batch<SIZE> {
 
     /// Reads once and returns how many datagrams were read.
     #[cfg(target_os = "linux")]
-    fn receive_now(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+    fn receive_now(&mut self, socket: &RelaySocket) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
 
         // SAFETY: all-zero bytes are a valid value of these plain C structures.
@@ -107,7 +106,7 @@ impl<const SIZE: usize> Batch<SIZE> {
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn receive_now(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+    fn receive_now(&mut self, socket: &RelaySocket) -> io::Result<usize> {
         self.received[0] = socket.try_recv_from(&mut self.buffers[0])?;
         Ok(1)
     }
@@ -148,6 +147,8 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr};
     use std::time::Duration;
 
+    use tokio::net::UdpSocket;
+
     use super::*;
 
     const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -156,14 +157,24 @@ mod tests {
         UdpSocket::bind((LOOPBACK, 0)).await.unwrap()
     }
 
+    fn relay_socket() -> RelaySocket {
+        RelaySocket::new(std::net::UdpSocket::bind((LOOPBACK, 0)).unwrap()).unwrap()
+    }
+
+    async fn readable(relay: &RelaySocket) {
+        std::future::poll_fn(|cx| relay.poll_recv_ready(cx))
+            .await
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn batch_reads_queued_datagrams_in_order() {
-        let (relay, peer) = (socket().await, socket().await);
+        let (relay, peer) = (relay_socket(), socket().await);
         let target = relay.local_addr().unwrap();
         for payload in [&b"one"[..], b"two", b"three"] {
             peer.send_to(payload, target).await.unwrap();
         }
-        relay.readable().await.unwrap();
+        readable(&relay).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
 
         let mut batch = Batch::<16>::new();
@@ -179,12 +190,12 @@ mod tests {
 
     #[tokio::test]
     async fn batch_leaves_the_rest_for_the_next_read() {
-        let (relay, peer) = (socket().await, socket().await);
+        let (relay, peer) = (relay_socket(), socket().await);
         let target = relay.local_addr().unwrap();
         for index in 0..BATCH_LEN + 2 {
             peer.send_to(&[index as u8], target).await.unwrap();
         }
-        relay.readable().await.unwrap();
+        readable(&relay).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
 
         let mut batch = Batch::<16>::new();
@@ -195,18 +206,17 @@ mod tests {
 
     #[tokio::test]
     async fn short_batch_still_wakes_for_the_next_datagram() {
-        let (relay, peer) = (socket().await, socket().await);
+        let (relay, peer) = (relay_socket(), socket().await);
         let target = relay.local_addr().unwrap();
         let mut batch = Batch::<16>::new();
         peer.send_to(b"first", target).await.unwrap();
-        relay.readable().await.unwrap();
+        readable(&relay).await;
         assert_eq!(batch.receive(&relay).unwrap(), 1);
 
         // The short batch cleared the readiness; the next datagram sets it again.
         peer.send_to(b"second", target).await.unwrap();
-        tokio::time::timeout(Duration::from_secs(1), relay.readable())
+        tokio::time::timeout(Duration::from_secs(1), readable(&relay))
             .await
-            .unwrap()
             .unwrap();
         assert_eq!(batch.receive(&relay).unwrap(), 1);
         assert_eq!(&batch.buffers[0][..6], b"second");
@@ -214,11 +224,11 @@ mod tests {
 
     #[tokio::test]
     async fn long_datagram_is_cut_to_the_buffer() {
-        let (relay, peer) = (socket().await, socket().await);
+        let (relay, peer) = (relay_socket(), socket().await);
         peer.send_to(&[7; 40], relay.local_addr().unwrap())
             .await
             .unwrap();
-        relay.readable().await.unwrap();
+        readable(&relay).await;
 
         let mut batch = Batch::<16>::new();
         assert_eq!(batch.receive(&relay).unwrap(), 1);

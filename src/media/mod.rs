@@ -16,6 +16,7 @@ mod packet;
 mod payload;
 mod ports;
 mod session;
+mod socket;
 mod stream;
 mod tone;
 

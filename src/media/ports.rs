@@ -8,10 +8,10 @@ use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 use super::MediaError;
+use super::socket::RelaySocket;
 use crate::config::MediaConfig;
 
 /// How long a released pair rests before another call may reuse it, so that packets
@@ -81,8 +81,8 @@ struct Parked {
 
 #[derive(Debug)]
 struct Sockets {
-    rtp: UdpSocket,
-    rtcp: UdpSocket,
+    rtp: RelaySocket,
+    rtcp: RelaySocket,
 }
 
 /// An RTP socket on an even port and an RTCP socket on the next port, both bound on the
@@ -353,11 +353,11 @@ impl PortPair {
         SocketAddr::new(self.pool.address, port)
     }
 
-    pub(super) fn rtp(&self) -> &UdpSocket {
+    pub(super) fn rtp(&self) -> &RelaySocket {
         &self.sockets.rtp
     }
 
-    pub(super) fn rtcp(&self) -> &UdpSocket {
+    pub(super) fn rtcp(&self) -> &RelaySocket {
         &self.sockets.rtcp
     }
 }
@@ -372,7 +372,7 @@ impl Drop for PortPair {
 
 /// Discards the datagrams waiting on a parked socket. Returns false if more than
 /// [`DRAIN_LIMIT`] were waiting.
-fn drained(socket: &UdpSocket) -> bool {
+fn drained(socket: &RelaySocket) -> bool {
     let mut scratch = [0; 64];
     for _ in 0..DRAIN_LIMIT {
         match socket.try_recv_from(&mut scratch) {
@@ -394,14 +394,13 @@ fn out_of_files(error: &MediaError) -> bool {
 }
 
 /// Binds a non-blocking UDP socket, or returns `None` if the address is in use.
-fn bind(address: SocketAddr) -> Result<Option<UdpSocket>, MediaError> {
+fn bind(address: SocketAddr) -> Result<Option<RelaySocket>, MediaError> {
     let bind_error = |source| MediaError::Bind { address, source };
     let socket = match StdUdpSocket::bind(address) {
         Ok(socket) => socket,
         Err(error) if error.kind() == io::ErrorKind::AddrInUse => return Ok(None),
         Err(error) => return Err(bind_error(error)),
     };
-    socket.set_nonblocking(true).map_err(bind_error)?;
-    let socket = UdpSocket::from_std(socket).map_err(bind_error)?;
+    let socket = RelaySocket::new(socket).map_err(bind_error)?;
     Ok(Some(socket))
 }
