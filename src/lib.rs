@@ -18,6 +18,7 @@
 //!   to try them in, and the OPTIONS probes that keep their health current.
 //! - [`transaction`]: the four RFC 3261 §17 transaction machines, free of I/O and of the clock.
 //! - [`transport`]: UDP and TCP sockets, framing, connection reuse, the §18 send rules.
+//! - [`udp`]: the UDP socket the transport and the relay share, watched for reading only.
 //! - [`dialplan`]: the transfer destinations, trunks, keys and matter catalogue, loaded
 //!   from `dialplans/*.toml` and explained before a call is placed; pure, no I/O after
 //!   loading.
@@ -66,3 +67,4 @@ pub mod sip;
 pub mod transaction;
 pub mod transport;
 pub mod trunk;
+pub mod udp;

@@ -15,11 +15,12 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::sip::framing::{StreamFramer, StreamItem};
+use crate::udp;
 
 /// Largest datagram the UDP receive loop accepts; anything longer is truncated by the
 /// kernel and then fails Content-Length framing.
@@ -85,7 +86,7 @@ pub enum TransportError {
 
 /// The engine's sockets. Cheap to share: every method takes `&self`.
 pub struct Transport {
-    udp: Arc<UdpSocket>,
+    udp: Arc<udp::Socket>,
     local: SocketAddr,
     udp_max_bytes: usize,
     connections: Arc<DashMap<SocketAddr, mpsc::Sender<Bytes>>>,
@@ -253,16 +254,15 @@ impl Transport {
     }
 }
 
-fn bind_udp(local: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
+fn bind_udp(local: SocketAddr, recv_buffer: usize) -> io::Result<udp::Socket> {
     use socket2::{Domain, Socket, Type};
 
     let socket = Socket::new(Domain::for_address(local), Type::DGRAM, None)?;
     if let Err(error) = socket.set_recv_buffer_size(recv_buffer) {
         warn!(%error, bytes = recv_buffer, "failed to set the udp receive buffer");
     }
-    socket.set_nonblocking(true)?;
     socket.bind(&local.into())?;
-    UdpSocket::from_std(socket.into())
+    udp::Socket::new(socket.into())
 }
 
 async fn tcp_write_loop(

@@ -9,7 +9,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use super::socket::RelaySocket;
+use crate::udp::Socket;
 
 /// The maximum number of datagrams received per system call.
 pub(super) const BATCH_LEN: usize = 8;
@@ -41,7 +41,7 @@ impl<const SIZE: usize> Batch<SIZE> {
     /// # Errors
     ///
     /// The socket's error other than `EWOULDBLOCK`, such as a queued ICMP error.
-    pub(super) fn receive(&mut self, socket: &RelaySocket) -> io::Result<usize> {
+    pub(super) fn receive(&mut self, socket: &Socket) -> io::Result<usize> {
         let mut count = 0;
         let result = socket.try_read(|_| {
             count = self.receive_now(socket)?;
@@ -60,7 +60,7 @@ impl<const SIZE: usize> Batch<SIZE> {
 
     /// Reads once and returns how many datagrams were read.
     #[cfg(target_os = "linux")]
-    fn receive_now(&mut self, socket: &RelaySocket) -> io::Result<usize> {
+    fn receive_now(&mut self, socket: &Socket) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
 
         // SAFETY: all-zero bytes are a valid value of these plain C structures.
@@ -106,7 +106,7 @@ impl<const SIZE: usize> Batch<SIZE> {
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn receive_now(&mut self, socket: &RelaySocket) -> io::Result<usize> {
+    fn receive_now(&mut self, socket: &Socket) -> io::Result<usize> {
         self.received[0] = socket.try_recv_from(&mut self.buffers[0])?;
         Ok(1)
     }
@@ -157,11 +157,11 @@ mod tests {
         UdpSocket::bind((LOOPBACK, 0)).await.unwrap()
     }
 
-    fn relay_socket() -> RelaySocket {
-        RelaySocket::new(std::net::UdpSocket::bind((LOOPBACK, 0)).unwrap()).unwrap()
+    fn relay_socket() -> Socket {
+        Socket::new(std::net::UdpSocket::bind((LOOPBACK, 0)).unwrap()).unwrap()
     }
 
-    async fn readable(relay: &RelaySocket) {
+    async fn readable(relay: &Socket) {
         std::future::poll_fn(|cx| relay.poll_recv_ready(cx))
             .await
             .unwrap();

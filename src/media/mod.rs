@@ -16,7 +16,6 @@ mod packet;
 mod payload;
 mod ports;
 mod session;
-mod socket;
 mod stream;
 mod tone;
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::MediaError;
-use super::socket::RelaySocket;
 use crate::config::MediaConfig;
+use crate::udp::Socket;
 
 /// How long a released pair rests before another call may reuse it, so that packets
 /// still in flight from the ended call do not reach the next one. A late packet that
@@ -81,8 +81,8 @@ struct Parked {
 
 #[derive(Debug)]
 struct Sockets {
-    rtp: RelaySocket,
-    rtcp: RelaySocket,
+    rtp: Socket,
+    rtcp: Socket,
 }
 
 /// An RTP socket on an even port and an RTCP socket on the next port, both bound on the
@@ -353,11 +353,11 @@ impl PortPair {
         SocketAddr::new(self.pool.address, port)
     }
 
-    pub(super) fn rtp(&self) -> &RelaySocket {
+    pub(super) fn rtp(&self) -> &Socket {
         &self.sockets.rtp
     }
 
-    pub(super) fn rtcp(&self) -> &RelaySocket {
+    pub(super) fn rtcp(&self) -> &Socket {
         &self.sockets.rtcp
     }
 }
@@ -372,7 +372,7 @@ impl Drop for PortPair {
 
 /// Discards the datagrams waiting on a parked socket. Returns false if more than
 /// [`DRAIN_LIMIT`] were waiting.
-fn drained(socket: &RelaySocket) -> bool {
+fn drained(socket: &Socket) -> bool {
     let mut scratch = [0; 64];
     for _ in 0..DRAIN_LIMIT {
         match socket.try_recv_from(&mut scratch) {
@@ -394,13 +394,13 @@ fn out_of_files(error: &MediaError) -> bool {
 }
 
 /// Binds a non-blocking UDP socket, or returns `None` if the address is in use.
-fn bind(address: SocketAddr) -> Result<Option<RelaySocket>, MediaError> {
+fn bind(address: SocketAddr) -> Result<Option<Socket>, MediaError> {
     let bind_error = |source| MediaError::Bind { address, source };
     let socket = match StdUdpSocket::bind(address) {
         Ok(socket) => socket,
         Err(error) if error.kind() == io::ErrorKind::AddrInUse => return Ok(None),
         Err(error) => return Err(bind_error(error)),
     };
-    let socket = RelaySocket::new(socket).map_err(bind_error)?;
+    let socket = Socket::new(socket).map_err(bind_error)?;
     Ok(Some(socket))
 }

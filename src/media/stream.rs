@@ -16,10 +16,10 @@ use tracing::{debug, trace, warn};
 
 use super::batch::{BATCH_LEN, Batch};
 use super::packet::{self, PacketKind};
-use super::socket::RelaySocket;
 use super::tone::{PACKET_INTERVAL, Ringback, ToneGenerator};
 use super::{EventObserver, PayloadMap, PortPair, RemoteEndpoint, Side, TelephoneEventPacket};
 use crate::mailbox::Mailbox;
+use crate::udp::Socket;
 
 /// How long a latched source must be silent before packets from another source may take
 /// its place.
@@ -257,7 +257,7 @@ impl Leg {
 
     /// Returns the socket to send a packet of `kind` to this side's endpoint from, and the
     /// address: the latched source if any, else the address from SDP.
-    fn destination(&self, kind: PacketKind) -> Option<(&RelaySocket, SocketAddr)> {
+    fn destination(&self, kind: PacketKind) -> Option<(&Socket, SocketAddr)> {
         let rtp = self.rtp_latch.source.or(self.remote.map(|r| r.rtp));
         let mux = self.remote.is_some_and(|r| r.rtcp_mux);
         match kind {
@@ -270,7 +270,7 @@ impl Leg {
         }
     }
 
-    fn socket(&self, port: Port) -> &RelaySocket {
+    fn socket(&self, port: Port) -> &Socket {
         match port {
             Port::Rtp => self.sockets.rtp(),
             Port::Rtcp => self.sockets.rtcp(),
