@@ -25,6 +25,9 @@ use crate::udp;
 /// Largest datagram the UDP receive loop accepts; anything longer is truncated by the
 /// kernel and then fails Content-Length framing.
 const MAX_DATAGRAM: usize = 65_535;
+/// The unspecified address a batch records for a datagram it could not use.
+const NO_SOURCE: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 /// How long an outgoing TCP connect may take before the send fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
 /// Messages queued per TCP connection before senders see back-pressure.
@@ -213,16 +216,26 @@ impl Transport {
     }
 
     async fn udp_receive_loop(self: Arc<Self>) {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut batch = udp::Batch::<MAX_DATAGRAM>::boxed();
         loop {
-            match self.udp.recv_from(&mut buf).await {
-                Ok((len, source)) => {
-                    let data = Bytes::copy_from_slice(&buf[..len]);
-                    self.handler.on_inbound(Inbound {
-                        data,
-                        source,
-                        protocol: Protocol::Udp,
-                    });
+            let received = match std::future::poll_fn(|cx| self.udp.poll_recv_ready(cx)).await {
+                Ok(()) => batch.receive(&self.udp),
+                Err(error) => Err(error),
+            };
+            match received {
+                Ok(count) => {
+                    let datagrams = batch.received.iter().zip(batch.buffers.iter());
+                    for (&(length, source), buffer) in datagrams.take(count) {
+                        if source == NO_SOURCE {
+                            continue;
+                        }
+                        let data = Bytes::copy_from_slice(&buffer[..length]);
+                        self.handler.on_inbound(Inbound {
+                            data,
+                            source,
+                            protocol: Protocol::Udp,
+                        });
+                    }
                 }
                 // NOTE: Linux reports an ICMP port-unreachable for an earlier send_to as an
                 // error on a later receive, without saying which destination failed. The

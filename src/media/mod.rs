@@ -11,7 +11,6 @@
 //! The relay works on addresses, ports and payload types only. It does not import the SIP or
 //! SDP modules: the session core reads the SDP and passes the results in.
 
-mod batch;
 mod packet;
 mod payload;
 mod ports;

@@ -14,12 +14,11 @@ use rtp_rs::RtpReader;
 use tokio::time::Instant;
 use tracing::{debug, trace, warn};
 
-use super::batch::{BATCH_LEN, Batch};
 use super::packet::{self, PacketKind};
 use super::tone::{PACKET_INTERVAL, Ringback, ToneGenerator};
 use super::{EventObserver, PayloadMap, PortPair, RemoteEndpoint, Side, TelephoneEventPacket};
 use crate::mailbox::Mailbox;
-use crate::udp::Socket;
+use crate::udp::{BATCH_LEN, Batch, Socket};
 
 /// How long a latched source must be silent before packets from another source may take
 /// its place.

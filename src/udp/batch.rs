@@ -4,32 +4,53 @@
 //! A relay socket carries one packet per 20 ms, so a wake-up usually finds one datagram.
 //! Reading until `EWOULDBLOCK` would cost a second, empty `recvfrom` per packet. A batch
 //! smaller than the room offered shows that the queue ran dry, so the socket's readiness
-//! is cleared without that second call.
+//! is cleared without that second call. The SIP socket, shared by every call, finds
+//! several datagrams queued once the engine is busy, and takes up to a batch of them per
+//! call.
 
 use std::io;
 use std::net::SocketAddr;
 
-use crate::udp::Socket;
+use super::Socket;
 
 /// The maximum number of datagrams received per system call.
-pub(super) const BATCH_LEN: usize = 8;
+pub const BATCH_LEN: usize = 8;
 
 /// The source recorded for a buffer that received nothing usable.
 const UNSPECIFIED: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 /// Receive buffers for one batch, and what each received.
-pub(super) struct Batch<const SIZE: usize> {
-    pub(super) buffers: [[u8; SIZE]; BATCH_LEN],
+pub struct Batch<const SIZE: usize> {
+    pub buffers: [[u8; SIZE]; BATCH_LEN],
     /// Length and source of each datagram received by the last [`Batch::receive`].
-    pub(super) received: [(usize, SocketAddr); BATCH_LEN],
+    pub received: [(usize, SocketAddr); BATCH_LEN],
+}
+
+impl<const SIZE: usize> Default for Batch<SIZE> {
+    fn default() -> Batch<SIZE> {
+        Batch::new()
+    }
 }
 
 impl<const SIZE: usize> Batch<SIZE> {
-    pub(super) const fn new() -> Batch<SIZE> {
+    pub const fn new() -> Batch<SIZE> {
         Batch {
             buffers: [[0; SIZE]; BATCH_LEN],
             received: [(0, UNSPECIFIED); BATCH_LEN],
+        }
+    }
+
+    /// Returns a batch built on the heap, for sizes too large for a thread's stack.
+    pub fn boxed() -> Box<Batch<SIZE>> {
+        let mut batch = Box::<Batch<SIZE>>::new_uninit();
+        let pointer = batch.as_mut_ptr();
+        // SAFETY: both fields are written before `assume_init`: the buffers with zero
+        // bytes, a valid value for `u8` arrays, and the records with a plain value.
+        unsafe {
+            (&raw mut (*pointer).buffers).write_bytes(0, 1);
+            (&raw mut (*pointer).received).write([(0, UNSPECIFIED); BATCH_LEN]);
+            batch.assume_init()
         }
     }
 
@@ -41,7 +62,7 @@ impl<const SIZE: usize> Batch<SIZE> {
     /// # Errors
     ///
     /// The socket's error other than `EWOULDBLOCK`, such as a queued ICMP error.
-    pub(super) fn receive(&mut self, socket: &Socket) -> io::Result<usize> {
+    pub fn receive(&mut self, socket: &Socket) -> io::Result<usize> {
         let mut count = 0;
         let result = socket.try_read(|_| {
             count = self.receive_now(socket)?;

@@ -20,6 +20,10 @@ use std::time::Duration;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
+mod batch;
+
+pub use batch::{BATCH_LEN, Batch};
+
 /// How often [`Socket::send_to`] tries again while the send buffer is full.
 const SEND_RETRIES: u32 = 5;
 /// The wait between those tries.
