@@ -6,7 +6,7 @@
 //! smaller than the room offered shows that the queue ran dry, so the socket's readiness
 //! is cleared without that second call. The SIP socket, shared by every call, finds
 //! several datagrams queued once the engine is busy, and takes up to a batch of them per
-//! call.
+//! system call.
 
 use std::io;
 use std::net::SocketAddr;
