@@ -496,6 +496,24 @@ def capture_latencies(packets, trigger):
     return latencies
 
 
+def run_paced_caller(processes, tag, scenario, target, calls, rate, seconds, extra=()):
+    """Run the measured caller (user 13800000000, no RTP) at `rate` calls per second
+    until `calls` have been placed; returns SIPp's exit code."""
+    return processes.run(
+        f"{tag}-caller",
+        sipp(
+            scenario, CALLER_2, 17300,
+            [
+                "-key", "rtp_port", "9", "-key", "caller_user", "13800000000",
+                "-r", str(rate), "-m", str(calls), *extra,
+                "-timeout", str(int(seconds) + 20), "-timeout_error",
+            ],
+            target,
+        ),
+        timeout=seconds + 30,
+    )
+
+
 def measure_transfer(processes, work, engine, plan, triggers):
     results = []
     pcap = work / "pcap"
@@ -538,18 +556,9 @@ def measure_transfer(processes, work, engine, plan, triggers):
                 setup_seconds + 20,
             )
             capture = start_capture(processes, work, tag)
-            code = processes.run(
-                f"{tag}-caller",
-                sipp(
-                    "caller_hold.xml", CALLER_2, 17300,
-                    [
-                        "-key", "rtp_port", "9", "-key", "caller_user", "13800000000",
-                        "-r", str(plan["transfer_rate"]), "-m", str(transfers), "-d", "3000",
-                        "-timeout", str(int(transfer_seconds) + 20), "-timeout_error",
-                    ],
-                    f"{LOCALHOST}:{ENGINE_SIP}",
-                ),
-                timeout=transfer_seconds + 30,
+            code = run_paced_caller(
+                processes, tag, "caller_hold.xml", f"{LOCALHOST}:{ENGINE_SIP}",
+                transfers, plan["transfer_rate"], transfer_seconds, ["-d", "3000"],
             )
             time.sleep(1)
             if capture:
@@ -623,18 +632,9 @@ def measure_relay_reference(processes, work, engine, plan):
         callee = processes.start(f"{tag}-callee", sipp("callee_info.xml", callee_port, 17400, []))
         time.sleep(0.3)
         capture = start_capture(processes, work, tag, f"udp and port {port}")
-        code = processes.run(
-            f"{tag}-caller",
-            sipp(
-                "caller_info.xml", CALLER_2, 17300,
-                [
-                    "-key", "rtp_port", "9", "-key", "caller_user", "13800000000",
-                    "-r", str(plan["transfer_rate"]), "-m", str(calls),
-                    "-timeout", str(int(seconds) + 20), "-timeout_error",
-                ],
-                f"{LOCALHOST}:{port}",
-            ),
-            timeout=seconds + 30,
+        code = run_paced_caller(
+            processes, tag, "caller_info.xml", f"{LOCALHOST}:{port}",
+            calls, plan["transfer_rate"], seconds,
         )
         time.sleep(0.5)
         if capture:
