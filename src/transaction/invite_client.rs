@@ -75,7 +75,8 @@ pub struct InviteClient {
     state: InviteClientState,
     reliable: bool,
     timers: Timers,
-    request: Bytes,
+    /// The encoded INVITE, kept while timer A may retransmit it.
+    request: Option<Bytes>,
     ack: Option<Bytes>,
     /// Timer A.
     retransmit: Option<Retransmit>,
@@ -99,7 +100,7 @@ impl InviteClient {
             state: InviteClientState::Calling,
             reliable,
             timers: *timers,
-            request: request.clone(),
+            request: (!reliable).then(|| request.clone()),
             ack: None,
             retransmit,
             one_shot: Some(timer_b),
@@ -191,6 +192,12 @@ impl InviteClient {
         actions
     }
 
+    /// Returns how many encoded messages the transaction keeps to send again.
+    #[cfg(test)]
+    pub(crate) fn kept_messages(&self) -> usize {
+        usize::from(self.request.is_some()) + usize::from(self.ack.is_some())
+    }
+
     /// Returns whether the transaction reached the Terminated state.
     pub fn is_terminated(&self) -> bool {
         self.state == InviteClientState::Terminated
@@ -201,6 +208,7 @@ impl InviteClient {
         // final response.
         self.state = InviteClientState::Proceeding;
         self.retransmit = None;
+        self.request = None;
         self.one_shot = None;
         vec![Action::PassToTu]
     }
@@ -208,6 +216,7 @@ impl InviteClient {
     fn accept(&mut self, now: Instant) -> Vec<Action> {
         self.state = InviteClientState::Accepted;
         self.retransmit = None;
+        self.request = None;
         self.one_shot = Some(OneShot::after(
             Timer::M,
             now,
@@ -219,6 +228,7 @@ impl InviteClient {
     fn complete(&mut self, now: Instant) -> Vec<Action> {
         self.state = InviteClientState::Completed;
         self.retransmit = None;
+        self.request = None;
 
         // On a reliable transport timer D is zero, so set_ack terminates instead.
         self.one_shot =
@@ -238,13 +248,14 @@ impl InviteClient {
             // §17.1.1.2: timer A doubles without a cap, and timer B ends the doubling.
             let interval = timer_a.interval.saturating_mul(2);
             timer_a.restart(now, interval);
-            actions.push(Action::Transmit(self.request.clone()));
+            actions.extend(self.request.clone().map(Action::Transmit));
         }
     }
 
     fn terminate(&mut self, actions: &mut Vec<Action>) {
         self.state = InviteClientState::Terminated;
         self.retransmit = None;
+        self.request = None;
         self.one_shot = None;
         actions.push(Action::Terminated);
     }

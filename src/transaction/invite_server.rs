@@ -208,6 +208,12 @@ impl InviteServer {
         actions
     }
 
+    /// Returns how many encoded messages the transaction keeps to send again.
+    #[cfg(test)]
+    pub(crate) fn kept_messages(&self) -> usize {
+        usize::from(self.last_provisional.is_some()) + usize::from(self.final_response.is_some())
+    }
+
     /// Returns whether the transaction reached the Terminated state.
     pub fn is_terminated(&self) -> bool {
         self.state == InviteServerState::Terminated
@@ -215,6 +221,7 @@ impl InviteServer {
 
     fn accept(&mut self, now: Instant) {
         self.state = InviteServerState::Accepted;
+        self.last_provisional = None;
         self.one_shot = Some(OneShot::after(
             Timer::L,
             now,
@@ -224,6 +231,7 @@ impl InviteServer {
 
     fn complete(&mut self, response: Bytes, now: Instant) {
         self.state = InviteServerState::Completed;
+        self.last_provisional = None;
         self.final_response = Some(response);
         self.retransmit =
             (!self.reliable).then(|| Retransmit::start(Timer::G, now, self.timers.t1()));
@@ -238,6 +246,8 @@ impl InviteServer {
         self.state = InviteServerState::Confirmed;
         self.retransmit = None;
         self.one_shot = None;
+        // Confirmed absorbs ACK retransmissions and never sends the final response again.
+        self.final_response = None;
 
         let mut actions = Vec::new();
         let timer_i = self.timers.timer_i(self.reliable);
@@ -264,6 +274,8 @@ impl InviteServer {
         self.state = InviteServerState::Terminated;
         self.retransmit = None;
         self.one_shot = None;
+        self.last_provisional = None;
+        self.final_response = None;
         actions.push(Action::Terminated);
     }
 }

@@ -68,7 +68,8 @@ pub struct NonInviteClient {
     state: NonInviteClientState,
     reliable: bool,
     timers: Timers,
-    request: Bytes,
+    /// The encoded request, kept while timer E may retransmit it.
+    request: Option<Bytes>,
     /// Timer E.
     retransmit: Option<Retransmit>,
     /// Timer F or K.
@@ -91,7 +92,7 @@ impl NonInviteClient {
             state: NonInviteClientState::Trying,
             reliable,
             timers: *timers,
-            request: request.clone(),
+            request: (!reliable).then(|| request.clone()),
             retransmit,
             one_shot: Some(timer_f),
         };
@@ -163,6 +164,12 @@ impl NonInviteClient {
         actions
     }
 
+    /// Returns how many encoded messages the transaction keeps to send again.
+    #[cfg(test)]
+    pub(crate) fn kept_messages(&self) -> usize {
+        usize::from(self.request.is_some())
+    }
+
     /// Returns whether the transaction reached the Terminated state.
     pub fn is_terminated(&self) -> bool {
         self.state == NonInviteClientState::Terminated
@@ -171,6 +178,7 @@ impl NonInviteClient {
     fn complete(&mut self, now: Instant) -> Vec<Action> {
         self.state = NonInviteClientState::Completed;
         self.retransmit = None;
+        self.request = None;
         self.one_shot = None;
 
         let mut actions = vec![Action::PassToTu];
@@ -194,13 +202,14 @@ impl NonInviteClient {
                 timer_e.interval.saturating_mul(2).min(t2)
             };
             timer_e.restart(now, interval);
-            actions.push(Action::Transmit(self.request.clone()));
+            actions.extend(self.request.clone().map(Action::Transmit));
         }
     }
 
     fn terminate(&mut self, actions: &mut Vec<Action>) {
         self.state = NonInviteClientState::Terminated;
         self.retransmit = None;
+        self.request = None;
         self.one_shot = None;
         actions.push(Action::Terminated);
     }

@@ -158,6 +158,12 @@ impl NonInviteServer {
         actions
     }
 
+    /// Returns how many encoded messages the transaction keeps to send again.
+    #[cfg(test)]
+    pub(crate) fn kept_messages(&self) -> usize {
+        usize::from(self.last_response.is_some())
+    }
+
     /// Returns whether the transaction reached the Terminated state.
     pub fn is_terminated(&self) -> bool {
         self.state == NonInviteServerState::Terminated
@@ -177,6 +183,7 @@ impl NonInviteServer {
     fn terminate(&mut self, actions: &mut Vec<Action>) {
         self.state = NonInviteServerState::Terminated;
         self.timer_j = None;
+        self.last_response = None;
         actions.push(Action::Terminated);
     }
 }

@@ -235,3 +235,31 @@ async fn late_caller_gets_no_burst() {
     assert_eq!(actions, vec![Action::Transmit(invite())]);
     assert_eq!(client.next_deadline(), Some(start + ms(11_000)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn request_released_after_response() {
+    let (mut provisional, start) = begin(false);
+    assert_eq!(provisional.kept_messages(), 1);
+    provisional.on_response(180, start + ms(100)).unwrap();
+    assert_eq!(provisional.kept_messages(), 0);
+
+    let (mut answered, start) = begin(false);
+    answered.on_response(200, start + ms(100)).unwrap();
+    assert_eq!(answered.kept_messages(), 0);
+
+    let (mut rejected, start) = begin(false);
+    rejected.on_response(486, start + ms(100)).unwrap();
+    assert_eq!(rejected.kept_messages(), 0);
+    rejected.set_ack(ack());
+    assert_eq!(
+        rejected.kept_messages(),
+        1,
+        "the ACK stays for 486 retransmissions"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn reliable_keeps_no_request() {
+    let (client, _) = begin(true);
+    assert_eq!(client.kept_messages(), 0);
+}

@@ -258,3 +258,23 @@ async fn ack_in_proceeding_is_absorbed() {
     assert_eq!(server.on_ack(start + ms(100)), vec![]);
     assert_eq!(server.state(), InviteServerState::Proceeding);
 }
+
+#[tokio::test(start_paused = true)]
+async fn responses_released_when_unneeded() {
+    let (mut answered, start) = begin(false);
+    send(&mut answered, 180, start);
+    assert_eq!(answered.kept_messages(), 1);
+    send(&mut answered, 200, start + ms(100));
+    assert_eq!(answered.kept_messages(), 0, "the TU retransmits the 2xx");
+
+    let (mut rejected, start) = begin(false);
+    send(&mut rejected, 180, start);
+    send(&mut rejected, 486, start + ms(100));
+    assert_eq!(
+        rejected.kept_messages(),
+        1,
+        "only the final response is kept"
+    );
+    rejected.on_ack(start + ms(200));
+    assert_eq!(rejected.kept_messages(), 0);
+}

@@ -153,3 +153,16 @@ async fn invalid_status_is_rejected() {
     );
     assert_eq!(client.state(), NonInviteClientState::Trying);
 }
+
+#[tokio::test(start_paused = true)]
+async fn request_released_on_final() {
+    let (mut client, start) = begin(false);
+    client.on_response(100, start + ms(100)).unwrap();
+    assert_eq!(
+        client.kept_messages(),
+        1,
+        "timer E still retransmits in Proceeding"
+    );
+    client.on_response(200, start + ms(200)).unwrap();
+    assert_eq!(client.kept_messages(), 0);
+}

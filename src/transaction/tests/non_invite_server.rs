@@ -146,3 +146,13 @@ async fn transport_error_terminates() {
         assert_eq!(server.on_transport_error(), vec![]);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn final_released_at_timer_j() {
+    let (mut server, start) = begin(false);
+    send(&mut server, 200, start);
+    assert_eq!(server.kept_messages(), 1);
+    server.on_timeout(start + Duration::from_secs(33));
+    assert!(server.is_terminated());
+    assert_eq!(server.kept_messages(), 0);
+}
