@@ -63,9 +63,11 @@ pub struct Txn {
     pub purpose: Purpose,
     pub target: Target,
     pub machine: Machine,
-    pub relay: Option<RelayLink>,
+    // The link and the request are boxed because they are large and most transactions
+    // have neither: server transactions keep no request, and only relays have a link.
+    pub relay: Option<Box<RelayLink>>,
     /// The request a client transaction sent, to build its ACK or CANCEL.
-    pub request: Option<Request>,
+    pub request: Option<Box<Request>>,
     /// A final response arrived (client) or was sent (server).
     pub final_seen: bool,
 }
@@ -100,7 +102,7 @@ impl Txn {
             target,
             machine,
             relay: None,
-            request: Some(request),
+            request: Some(Box::new(request)),
             final_seen: false,
         };
         (txn, actions)

@@ -30,6 +30,7 @@ mod responses;
 mod send;
 
 mod attended;
+mod ended;
 mod recall;
 mod transfer;
 mod triggers;
@@ -221,6 +222,13 @@ async fn run(
     };
 
     while !call.finished() {
+        if call.settled() {
+            // A task of its own, sized for what an ended call keeps: this task's room,
+            // sized for a live call, is freed now.
+            let ended = call.into_ended().run(receiver);
+            tokio::spawn(ended.instrument(tracing::Span::current()));
+            return;
+        }
         let deadline = call.next_deadline();
         tokio::select! {
             event = receiver.recv() => match event {
@@ -233,24 +241,6 @@ async fn run(
         }
     }
     call.cleanup();
-}
-
-/// The headers a response copies from its request (RFC 3261 §8.2.6.2).
-const RESPONSE_HEADERS: [&str; 5] = ["Via", "From", "To", "Call-ID", "CSeq"];
-
-/// Copies the caller's INVITE without its body and with only the headers a response to
-/// it copies, which is all an ended call still reads from it.
-fn response_basis(invite: &Request) -> Request {
-    let mut basis = Request::new(invite.method.clone(), invite.uri.clone());
-    for (name, value) in invite.header_pairs() {
-        let copied = RESPONSE_HEADERS
-            .into_iter()
-            .find(|header| name.eq_ignore_ascii_case(header));
-        if let Some(copied) = copied {
-            basis.push_header(copied, value);
-        }
-    }
-    basis
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -763,59 +753,9 @@ impl Call {
         self.ctx.metrics.calls_ended.inc();
         self.ctx.call_ended();
         // Server transactions keep answering retransmissions for 64*T1 (RFC 3261 §17.2).
-        // A transaction with its final response needs neither the parsed request it sent
-        // nor the request it relayed for the rest of that time.
-        for txn in self.txns.iter_mut().filter(|txn| txn.final_seen) {
-            txn.request = None;
-            txn.relay = None;
-        }
-        self.a_invite = response_basis(&self.a_invite);
-        // NOTE: the rest of the call state (about 9 KiB) stays for that time too, so at
-        // thousands of calls per second ended calls take more memory than active ones.
+        // Once every transaction has its final response, the call hands them to an
+        // `Ended` and frees the rest of its state.
         self.linger_until = Some(Instant::now() + self.ctx.timers.transaction_timeout());
         debug!("call ended");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::response_basis;
-    use crate::sip::{Headers, Message, Response, Tag, parse};
-
-    fn corpus_invite() -> crate::sip::Request {
-        let data = include_bytes!("../../sip/corpus/invite_compact.sip");
-        match parse(data, true) {
-            Ok(Message::Request(invite)) => invite,
-            other => panic!("corpus INVITE did not parse as a request: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn response_basis_drops_body_and_extras() {
-        let invite = corpus_invite();
-        let basis = response_basis(&invite);
-
-        assert!(invite.has_sdp());
-        assert!(!basis.has_sdp());
-        assert!(basis.body().is_empty());
-        assert!(basis.header("Max-Forwards").is_none());
-        assert!(basis.header("Contact").is_none());
-        assert!(basis.header("User-Agent").is_none());
-    }
-
-    #[test]
-    fn response_basis_keeps_response_headers() {
-        let invite = corpus_invite();
-        let basis = response_basis(&invite);
-        let tag = Tag::generate();
-
-        let from_invite = Response::to_request(&invite, 487, "Request Terminated", Some(&tag));
-        let from_basis = Response::to_request(&basis, 487, "Request Terminated", Some(&tag));
-        assert_eq!(from_basis.encode(), from_invite.encode());
-
-        let caller = basis.from_header().ok().and_then(|from| from.uri.user);
-        assert_eq!(caller.as_deref(), Some("1003"));
-        assert_eq!(basis.cseq().map(|cseq| cseq.seq).ok(), Some(20));
-        assert_eq!(basis.uri, invite.uri);
     }
 }

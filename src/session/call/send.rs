@@ -154,7 +154,7 @@ impl Call {
             &self.ctx.timers,
             now,
         );
-        txn.relay = relay;
+        txn.relay = relay.map(Box::new);
         self.txns.push(Box::new(txn));
         let index = self.txns.len() - 1;
         // A new client machine's only action is the first transmission, made above.
