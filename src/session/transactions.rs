@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::LegId;
+use super::{Context, LegId};
 use crate::sip::{Branch, Method, Request};
 use crate::transaction::{
     Action, InviteClient, InviteServer, NonInviteClient, NonInviteServer, Timers, TransactionError,
@@ -223,6 +223,16 @@ impl Txn {
             Machine::InviteServer(machine) => machine.on_request(),
             Machine::NonInviteServer(machine) => machine.on_request(),
             _ => Vec::new(),
+        }
+    }
+
+    /// Sends `bytes` to the transaction's target. Returns the machine's actions for a
+    /// failed send, and nothing when the transport took the bytes.
+    pub async fn transmit(&mut self, ctx: &Context, bytes: Bytes) -> Vec<Action> {
+        if ctx.send(self.target, bytes).await {
+            Vec::new()
+        } else {
+            self.on_transport_error()
         }
     }
 

@@ -15,7 +15,7 @@ use super::Call;
 use super::transfer::StartError;
 use crate::mailbox::Mailbox;
 use crate::session::transactions::{Machine, Purpose, Txn};
-use crate::session::{CallEvent, Context, LegId, ReceivedRequest, SessionId};
+use crate::session::{CallEvent, Context, LegId, SessionId};
 use crate::sip::{Branch, CallId, Headers, Method, Request, Response, Tag};
 use crate::transaction::{Action, InviteClientState, Timer};
 use crate::transport::Target;
@@ -142,12 +142,9 @@ impl Ended {
     async fn on_event(&mut self, event: CallEvent) {
         match event {
             CallEvent::Request(received) => {
-                let ReceivedRequest {
-                    request,
-                    response_target,
-                    ..
-                } = *received;
-                self.on_request(request, response_target).await;
+                let received = *received;
+                self.on_request(received.request, received.response_target)
+                    .await;
             }
             CallEvent::Response(response) => self.on_response(*response).await,
             CallEvent::Surrender { reply, .. } => {
@@ -268,10 +265,7 @@ impl Ended {
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::Transmit(bytes) => {
-                    let target = self.txns[index].target;
-                    if !self.ctx.send(target, bytes).await {
-                        queue.extend(self.txns[index].on_transport_error());
-                    }
+                    queue.extend(self.txns[index].transmit(&self.ctx, bytes).await);
                 }
                 Action::TimedOut(Timer::H) if self.txns[index].purpose == Purpose::AInvite => {
                     warn!("no ACK from the caller for the final response");

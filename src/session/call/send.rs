@@ -181,10 +181,7 @@ impl Call {
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::Transmit(bytes) => {
-                    let target = self.txns[index].target;
-                    if !self.ctx.send(target, bytes).await {
-                        queue.extend(self.txns[index].on_transport_error());
-                    }
+                    queue.extend(self.txns[index].transmit(&self.ctx, bytes).await);
                 }
                 Action::BuildAck => {
                     let Some(ack) = response.and_then(|response| self.non_2xx_ack(index, response))
