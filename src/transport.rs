@@ -25,9 +25,6 @@ use crate::udp;
 /// Largest datagram the UDP receive loop accepts; anything longer is truncated by the
 /// kernel and then fails Content-Length framing.
 const MAX_DATAGRAM: usize = 65_535;
-/// The unspecified address a batch records for a datagram it could not use.
-const NO_SOURCE: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 /// How long an outgoing TCP connect may take before the send fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
 /// Messages queued per TCP connection before senders see back-pressure.
@@ -226,7 +223,7 @@ impl Transport {
                 Ok(count) => {
                     let datagrams = batch.received.iter().zip(batch.buffers.iter());
                     for (&(length, source), buffer) in datagrams.take(count) {
-                        if source == NO_SOURCE {
+                        if source == udp::NO_SOURCE {
                             continue;
                         }
                         let data = Bytes::copy_from_slice(&buffer[..length]);

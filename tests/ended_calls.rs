@@ -178,19 +178,40 @@ fn agent_response(agent: &Peer, request: &str, status: &str, body: Option<&str>)
     response
 }
 
-#[test]
-fn ended_call_answers_retransmissions() {
-    let h = Harness::start(
-        "ended_call_answers_retransmissions",
-        EngineSettings::default(),
-    );
+/// A call on its way: the engine, both peers, and the INVITE the agent received.
+struct Placed {
+    h: Harness,
+    caller: Peer,
+    agent: Peer,
+    offer: String,
+}
+
+/// Starts the engine for `test`, binds both peers and sends the caller's INVITE with
+/// `call_id` until it reaches the agent.
+fn place_call(test: &str, call_id: &str) -> Placed {
+    let h = Harness::start(test, EngineSettings::default());
     let caller = Peer::bind(h.ports.caller(), h.ports.engine());
     let agent = Peer::bind(h.ports.agent(), h.ports.engine());
-
-    // Set up: INVITE through both legs, 200 and ACK on both.
-    let call_id = "ended-retransmissions@127.0.0.1";
     caller.send(&caller_invite(&caller, call_id));
     let offer = agent.expect("INVITE ");
+    Placed {
+        h,
+        caller,
+        agent,
+        offer,
+    }
+}
+
+#[test]
+fn ended_call_answers_retransmissions() {
+    // Set up: INVITE through both legs, 200 and ACK on both.
+    let call_id = "ended-retransmissions@127.0.0.1";
+    let Placed {
+        h,
+        caller,
+        agent,
+        offer,
+    } = place_call("ended_call_answers_retransmissions", call_id);
     let answer = agent_response(&agent, &offer, "200 OK", Some(&sdp(agent.port() + 2)));
     agent.send(&answer);
     agent.expect("ACK ");
@@ -242,16 +263,13 @@ fn ended_call_answers_retransmissions() {
 
 #[test]
 fn rejected_call_repeats_final_until_ack() {
-    let h = Harness::start(
-        "rejected_call_repeats_final_until_ack",
-        EngineSettings::default(),
-    );
-    let caller = Peer::bind(h.ports.caller(), h.ports.engine());
-    let agent = Peer::bind(h.ports.agent(), h.ports.engine());
-
     let call_id = "ended-rejected@127.0.0.1";
-    caller.send(&caller_invite(&caller, call_id));
-    let offer = agent.expect("INVITE ");
+    let Placed {
+        h,
+        caller,
+        agent,
+        offer,
+    } = place_call("rejected_call_repeats_final_until_ack", call_id);
     let busy = agent_response(&agent, &offer, "486 Busy Here", None);
     agent.send(&busy);
     let agent_ack = agent.expect("ACK ");

@@ -16,8 +16,8 @@ use super::Socket;
 /// The maximum number of datagrams received per system call.
 pub const BATCH_LEN: usize = 8;
 
-/// The source recorded for a buffer that received nothing usable.
-const UNSPECIFIED: SocketAddr =
+/// The source recorded for a buffer that received nothing usable: readers skip it.
+pub const NO_SOURCE: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 /// Receive buffers for one batch, and what each received.
@@ -37,7 +37,7 @@ impl<const SIZE: usize> Batch<SIZE> {
     pub const fn new() -> Batch<SIZE> {
         Batch {
             buffers: [[0; SIZE]; BATCH_LEN],
-            received: [(0, UNSPECIFIED); BATCH_LEN],
+            received: [(0, NO_SOURCE); BATCH_LEN],
         }
     }
 
@@ -49,7 +49,7 @@ impl<const SIZE: usize> Batch<SIZE> {
         // bytes, a valid value for `u8` arrays, and the records with a plain value.
         unsafe {
             (&raw mut (*pointer).buffers).write_bytes(0, 1);
-            (&raw mut (*pointer).received).write([(0, UNSPECIFIED); BATCH_LEN]);
+            (&raw mut (*pointer).received).write([(0, NO_SOURCE); BATCH_LEN]);
             batch.assume_init()
         }
     }
@@ -120,7 +120,7 @@ impl<const SIZE: usize> Batch<SIZE> {
             // another family would leave an empty datagram, which the relay drops.
             self.received[index] = match socket_addr(&addresses[index]) {
                 Some(source) => (length, source),
-                None => (0, UNSPECIFIED),
+                None => (0, NO_SOURCE),
             };
         }
         Ok(count)

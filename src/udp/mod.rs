@@ -6,10 +6,10 @@
 //! the `sendto`. So every datagram sent also queued a write readiness on the socket's
 //! epoll entry that nothing waits for, and the next `epoll_wait` returned it, or woke a
 //! worker parked in it. Nothing here waits for the socket to turn writable. The relay
-//! drops a datagram the kernel cannot take, as it would drop late media, and the
-//! transport tries again for a few milliseconds before it reports the send as failed,
-//! which SIP's retransmissions cover as they cover a lost datagram. So the socket is
-//! watched for reading alone and sends go straight to it.
+//! drops a datagram the kernel cannot take, as it would drop late media. The transport
+//! tries again for a few milliseconds before it reports the send as failed, and SIP's
+//! retransmissions cover that as they cover a lost datagram. So the socket is watched
+//! for reading alone and sends go straight to it.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
@@ -22,7 +22,7 @@ use tokio::io::unix::AsyncFd;
 
 mod batch;
 
-pub use batch::{BATCH_LEN, Batch};
+pub use batch::{BATCH_LEN, Batch, NO_SOURCE};
 
 /// How often [`Socket::send_to`] tries again while the send buffer is full.
 const SEND_RETRIES: u32 = 5;

@@ -97,8 +97,8 @@ impl Call {
 /// Returns whether an ended call still needs the transaction. Server transactions respond
 /// to retransmitted requests, and an INVITE client that got a 3xx-6xx resends its ACK when
 /// the response comes again. Other client transactions only absorb retransmitted
-/// responses, which an ended call drops anyway; a retransmitted 2xx to an INVITE gets
-/// the last ACK without its transaction.
+/// responses, which an ended call drops anyway. A retransmitted 2xx to an INVITE gets the
+/// last ACK without its transaction.
 fn still_needed(txn: &Txn) -> bool {
     match &txn.machine {
         Machine::InviteClient(machine) => machine.state() == InviteClientState::Completed,
@@ -153,6 +153,7 @@ impl Ended {
             CallEvent::Transfer { reply, .. } => {
                 let _ = reply.send(Err(StartError::NotAnswered));
             }
+            // `run` ends at once on Terminate and never passes it here.
             CallEvent::Terminate => {}
         }
     }
@@ -207,8 +208,8 @@ impl Ended {
                     self.run_actions(index, actions).await;
                 }
                 None => {
-                    // A new request in the ended dialog (RFC 3261 §12.2.2), or one without
-                    // a To tag, which a live call answers as merged (§8.2.2.2).
+                    // A new request in the ended dialog gets 481 (RFC 3261 §12.2.2), and one
+                    // without a To tag gets 482 as in a live call, as merged (§8.2.2.2).
                     let status = match request.to_tag() {
                         Ok(Some(_)) => 481,
                         Ok(None) => 482,
